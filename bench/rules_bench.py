@@ -1,0 +1,101 @@
+"""Rule engine throughput: the vectorized engine against the per-reading reference and a bare
+numpy pass over the same arrays (the memory-speed bound), measured in the same run.
+
+    .venv/bin/python -m bench.rules_bench [--tags 5000] [--batch 50000] [--batches 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from rules.engine import RuleEngine, TagConfig
+from tests.reference_rules import Reference
+
+
+def make_config(n: int, rng: np.random.Generator) -> TagConfig:
+    low = np.zeros(n)
+    high = np.full(n, 100.0)
+    return TagConfig(
+        tag_id=np.arange(1, n + 1, dtype=np.int64),
+        ll=np.full(n, 10.0), l=np.full(n, 15.0), h=np.full(n, 85.0), hh=np.full(n, 90.0),
+        deadband=np.full(n, 2.0), range_low=low, range_high=high,
+        in_service=rng.random(n) > 0.01,
+    )  # fmt: skip
+
+
+def make_batches(n_tags: int, batch: int, batches: int, rng: np.random.Generator
+                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    level = rng.uniform(20, 80, n_tags)
+    out = []
+    t0 = 1_700_000_000_000
+    per_tag = max(batch // n_tags, 1)
+    for b in range(batches):
+        idx = np.tile(np.arange(n_tags, dtype=np.int64), per_tag)[:batch]
+        step = np.repeat(np.arange(per_tag), n_tags)[:batch]
+        ts = t0 + (b * per_tag + step) * 1000
+        level = np.clip(level + rng.normal(0, 3, n_tags), 0, 100)
+        values = level[idx] + rng.normal(0, 1.5, idx.size)
+        quality = np.where(rng.random(idx.size) < 0.001, 3, 0).astype(np.int16)
+        out.append((idx, ts.astype(np.int64), values, quality))
+    return out
+
+
+def bare_pass(cfg: TagConfig, idx: np.ndarray, values: np.ndarray) -> int:
+    """What any evaluation must at least do: gather the limits and compare, once."""
+    above = (
+        (values >= cfg.h[idx]) | (values >= cfg.hh[idx]) | (values <= cfg.l[idx]) | (values <= cfg.ll[idx])
+    )
+    return int(np.count_nonzero(above))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tags", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=50_000)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--reference-batches", type=int, default=2, help="the reference is slow")
+    args = parser.parse_args()
+    rng = np.random.default_rng(7)
+    cfg = make_config(args.tags, rng)
+    data = make_batches(args.tags, args.batch, args.batches, rng)
+    readings = sum(b[0].size for b in data)
+
+    engine = RuleEngine(cfg)
+    start = time.perf_counter()
+    transitions = sum(len(engine.evaluate(*b)) for b in data)
+    engine_rate = readings / (time.perf_counter() - start)
+
+    start = time.perf_counter()
+    for idx, _ts, values, _q in data:
+        bare_pass(cfg, idx, values)
+    bare_rate = readings / (time.perf_counter() - start)
+
+    ref = Reference(cfg)
+    ref_data = data[: args.reference_batches]
+    ref_readings = sum(b[0].size for b in ref_data)
+    start = time.perf_counter()
+    for idx, ts, values, quality in ref_data:
+        order = np.lexsort((ts, idx))
+        for i, t, v, q in zip(idx[order].tolist(), ts[order].tolist(), values[order].tolist(),
+                              quality[order].tolist(), strict=True):  # fmt: skip
+            ref.step(i, t, v, q)
+    ref_rate = ref_readings / (time.perf_counter() - start)
+
+    print(f"rule engine: {args.tags} tags, {readings} readings, batches of {args.batch}")
+    print(f"  transitions raised  {transitions:>14,}")
+    print(f"  vectorized engine   {engine_rate:>14,.0f} readings/s")
+    print(
+        f"  per-reading ref.    {ref_rate:>14,.0f} readings/s   engine/ref  = {engine_rate / ref_rate:6.1f}x"
+    )
+    print(
+        f"  bare numpy pass     {bare_rate:>14,.0f} readings/s   engine/bare = {engine_rate / bare_rate:6.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

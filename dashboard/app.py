@@ -1,0 +1,99 @@
+"""The aiohttp application: routes, services and their lifecycle; ``serve`` runs it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from dashboard import api_alarms, api_auth, middleware, pages
+from dashboard.auth import Authenticator
+from dashboard.context import AUTH, CONFIG, EXECUTOR, HUB, POOL, Config
+from dashboard.db import Pool
+from dashboard.errors import DashboardError
+from dashboard.live import LiveHub, live_handler
+from dashboard.throttle import LoginThrottle
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(str(resources.files("dashboard").joinpath("static")))
+MAX_BODY = 64 * 1024
+
+
+def _routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", pages.board_page, name="board")
+    r.add_get("/login", pages.login_page, name="login")
+    r.add_post("/api/v1/login", api_auth.login)
+    r.add_post("/api/v1/logout", api_auth.logout)
+    r.add_get("/api/v1/me", api_auth.me)
+    r.add_get("/api/v1/health", api_auth.health)
+    r.add_get("/api/v1/alarms", api_alarms.alarms_list)
+    r.add_get(r"/api/v1/alarms/{alarm_id:\d+}", api_alarms.alarm_detail)
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/ack", api_alarms.alarm_ack)
+    r.add_get(r"/api/v1/tags/{tag_id:\d+}/trend", api_alarms.tag_trend)
+    r.add_get("/api/v1/live", live_handler)
+    r.add_static("/static/", STATIC, name="static", append_version=False)
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """Start the executor, the connection pool and the live listener; stop them in reverse."""
+    config = app[CONFIG]
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="hw-dashboard")
+    pool = Pool(config.database_url)
+    hub = LiveHub(config.database_url, pool)
+    app[EXECUTOR] = executor
+    app[POOL] = pool
+    app[AUTH] = Authenticator(pool, executor, LoginThrottle())
+    app[HUB] = hub
+    hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
+        await pool.close()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[HUB].close_all()
+
+
+def create_app(
+    database_url: str, *, timezone: str = "Asia/Shanghai", secure_cookies: bool = False
+) -> web.Application:
+    """The dashboard app. ``secure_cookies`` marks cookies Secure (always, when behind TLS)."""
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as err:
+        raise DashboardError(f"unknown time zone {timezone!r}") from err
+    app = web.Application(middlewares=[middleware.errors, middleware.sessions], client_max_size=MAX_BODY)
+    app[CONFIG] = Config(database_url, timezone, secure_cookies)
+    _routes(app)
+    app.cleanup_ctx.append(_services)
+    app.on_shutdown.append(_close_sockets)
+    app.on_response_prepare.append(middleware.security_headers)
+    return app
+
+
+def serve(
+    database_url: str,
+    host: str,
+    port: int,
+    *,
+    timezone: str = "Asia/Shanghai",
+    secure_cookies: bool = False,
+) -> None:
+    """Run the dashboard until SIGINT/SIGTERM, then close sockets, listener and pool cleanly.
+
+    Set ``secure_cookies`` when a TLS-terminating proxy sits in front of plain HTTP.
+    """
+    app = create_app(database_url, timezone=timezone, secure_cookies=secure_cookies)
+    logger.info("dashboard on http://%s:%s/ (times in %s)", host, port, timezone)
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10.0, handle_signals=True)
+    logger.info("dashboard stopped")

@@ -1,0 +1,143 @@
+"""Read queries of the dashboard, every one filtered by the principal's scope."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from dashboard.db import AsyncConn
+from dashboard.scope import Principal, scope_sql
+
+Row = dict[str, Any]
+
+ALARM_COLUMNS = (
+    "a.id, a.tag_id, a.condition, a.level, a.priority, a.state, a.active, a.raised_at, a.value,"
+    " a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at, a.updated_at,"
+    " t.code AS tag_code, t.name AS tag_name, t.kind AS tag_kind, t.unit, t.range_low, t.range_high,"
+    " t.ll, t.l, t.h, t.hh, eq.code AS equipment_code, eq.name AS equipment_name,"
+    " hs.id AS hazard_source_id, hs.code AS hazard_source_code, hs.name AS hazard_source_name,"
+    " hs.grade AS hazard_grade, e.id AS enterprise_id, e.code AS enterprise_code,"
+    " e.name AS enterprise_name, e.division"
+)
+ALARM_FROM = (
+    " FROM alarms a JOIN tags t ON t.id = a.tag_id JOIN equipment eq ON eq.id = t.equipment_id"
+    " JOIN hazard_sources hs ON hs.id = a.hazard_source_id JOIN enterprises e ON e.id = a.enterprise_id"
+)
+ORDER = " ORDER BY a.priority, a.raised_at DESC, a.id DESC"
+STATES = {"open": "a.state <> 'NORMAL'", "all": "true"}
+RAW_SPAN = timedelta(hours=2)  # longer trends are averaged into about TREND_BUCKETS buckets
+TREND_BUCKETS = 1000
+MAX_SPAN = timedelta(days=31)
+MAX_RAW_POINTS = 20_000
+_OFFSET_AS_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
+def condition_code(condition: str, level: int) -> str:
+    """HH / H / L / LL, or FAULT."""
+    if condition == "HIGH":
+        return "HH" if level >= 2 else "H"
+    if condition == "LOW":
+        return "LL" if level >= 2 else "L"
+    return "FAULT"
+
+
+def _alarm(row: Row) -> Row:
+    row["condition_code"] = condition_code(str(row["condition"]), int(row["level"]))
+    return row
+
+
+async def list_alarms(
+    conn: AsyncConn, who: Principal, state: str, limit: int, offset: int
+) -> tuple[list[Row], int]:
+    """The alarms in scope (by priority, then newest first) and how many there are in all."""
+    scope, params = scope_sql(who)
+    where = f" WHERE {scope} AND {STATES[state]}"
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALARM_COLUMNS}{ALARM_FROM}{where}{ORDER} LIMIT %s OFFSET %s",
+            [*params, limit, offset],
+        )
+        rows = [_alarm(r) for r in await cur.fetchall()]
+        await cur.execute(f"SELECT count(*) AS n{ALARM_FROM}{where}", params)
+        total = await cur.fetchone()
+    return rows, int(total["n"]) if total else 0
+
+
+async def get_alarm(conn: AsyncConn, who: Principal | None, alarm_id: int) -> Row | None:
+    """One alarm, if it exists and is in scope (``who`` None: unscoped, for the live fan-out)."""
+    scope, params = scope_sql(who) if who is not None else ("true", [])
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {ALARM_COLUMNS}{ALARM_FROM} WHERE a.id = %s AND {scope}", [alarm_id, *params]
+        )
+        row = await cur.fetchone()
+    return None if row is None else _alarm(row)
+
+
+async def journal(conn: AsyncConn, alarm_id: int) -> list[Row]:
+    """The alarm's journal, oldest first (call only for an alarm already checked in scope)."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, at, actor, role, action, from_state, to_state, level, value, comment"
+            " FROM alarm_journal WHERE alarm_id = %s ORDER BY id",
+            (alarm_id,),
+        )
+        return await cur.fetchall()
+
+
+async def get_tag(conn: AsyncConn, who: Principal, tag_id: int) -> Row | None:
+    scope, params = scope_sql(who)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT t.id, t.code, t.name, t.kind, t.unit, t.range_low, t.range_high, t.ll, t.l, t.h,"
+            " t.hh, t.in_service, e.code AS enterprise_code, e.name AS enterprise_name"
+            f" FROM tags t JOIN enterprises e ON e.id = t.enterprise_id WHERE t.id = %s AND {scope}",
+            [tag_id, *params],
+        )
+        return await cur.fetchone()
+
+
+async def trend(conn: AsyncConn, tag_id: int, start: datetime, end: datetime) -> tuple[list[list[Any]], int]:
+    """Points [ts_ms, value, quality] of a tag (scope checked by the caller) and the bucket (s, 0 = raw)."""
+    span = end - start
+    if span <= RAW_SPAN:
+        cur = await conn.execute(
+            "SELECT (extract(epoch FROM ts) * 1000)::bigint, value, quality FROM readings"
+            " WHERE tag_id = %s AND ts >= %s AND ts <= %s ORDER BY ts LIMIT %s",
+            (tag_id, start, end, MAX_RAW_POINTS),
+        )
+        bucket_s = 0
+    else:
+        bucket_s = max(1, int(span.total_seconds() // TREND_BUCKETS))
+        cur = await conn.execute(
+            "SELECT (extract(epoch FROM b) * 1000)::bigint, avg(value), max(quality) FROM ("
+            " SELECT date_bin(%s, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, value, quality"
+            " FROM readings WHERE tag_id = %s AND ts >= %s AND ts <= %s) r GROUP BY b ORDER BY b",
+            (timedelta(seconds=bucket_s), tag_id, start, end),
+        )
+    points = [[int(str(ms)), value, int(str(q))] for ms, value, q in await cur.fetchall()]
+    return points, bucket_s
+
+
+def parse_span(
+    start: str | None, end: str | None, now: datetime, default: timedelta
+) -> tuple[datetime, datetime]:
+    """ISO 8601 times with a zone (``Z`` or an offset); by default the last ``default`` before now."""
+    until = _parse_time(end) if end else now
+    since = _parse_time(start) if start else until - default
+    if since >= until:
+        raise ValueError("'from' must be before 'to'")
+    if until - since > MAX_SPAN:
+        raise ValueError(f"a trend spans at most {MAX_SPAN.days} days")
+    return since, until
+
+
+def _parse_time(text: str) -> datetime:
+    # a '+' of an offset arrives as a space when the caller did not percent-encode it
+    moment = datetime.fromisoformat(_OFFSET_AS_SPACE.sub(r"+\1", text.strip()))
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (add Z or an offset)")
+    return moment.astimezone(UTC)

@@ -1,0 +1,69 @@
+"""Sessions in the database, keyed by the SHA-256 of a random token (the cookie holds the token)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from dashboard.db import AsyncConn
+from dashboard.scope import Principal, Role
+
+COOKIE = "hw_session"
+DEFAULT_TTL = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    principal: Principal
+    csrf_token: str
+    token_hash: bytes
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+async def create_session(conn: AsyncConn, user_id: int, ttl: timedelta = DEFAULT_TTL) -> tuple[str, str]:
+    """A new session for the user; returns (cookie token, CSRF token)."""
+    token = secrets.token_urlsafe(32)
+    csrf = secrets.token_urlsafe(32)
+    async with conn.transaction():
+        await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
+        await conn.execute(
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)"
+            " VALUES (%s, %s, %s, now() + %s)",
+            (token_hash(token), user_id, csrf, ttl),
+        )
+    return token, csrf
+
+
+async def resolve_session(conn: AsyncConn, token: str) -> Session | None:
+    """The live session of an active user for this token, or None."""
+    if not token or len(token) > 256:
+        return None
+    digest = token_hash(token)
+    cur = await conn.execute(
+        "SELECT u.id, u.username, u.role, u.division, u.enterprise_id, u.display_name, s.csrf_token"
+        " FROM sessions s JOIN users u ON u.id = s.user_id"
+        " WHERE s.token_hash = %s AND s.expires_at > now() AND u.active",
+        (digest,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    user_id, username, role, division, enterprise_id, display_name, csrf = row
+    principal = Principal(
+        user_id=int(str(user_id)),
+        username=str(username),
+        role=Role(str(role)),
+        division=str(division),
+        enterprise_id=None if enterprise_id is None else int(str(enterprise_id)),
+        display_name=str(display_name),
+    )
+    return Session(principal, str(csrf), digest)
+
+
+async def delete_session(conn: AsyncConn, digest: bytes) -> None:
+    await conn.execute("DELETE FROM sessions WHERE token_hash = %s", (digest,))

@@ -1,0 +1,1 @@
+"""The edge gateway agent: Modbus and OPC-UA sources, decoding, MQTT publishing."""

@@ -1,0 +1,3 @@
+from hazardwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""The ``hazardwatch`` command line: one command per part, settings from env and flags.
+
+Each command imports its part lazily, so the kernel depends on no server package and a
+plant's edge PC can run ``hazardwatch agent`` with the edge packages alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from hazardwatch import __version__, logsetup
+from hazardwatch.errors import ConfigError, HazardWatchError
+from hazardwatch.ledger import Plant, load_plant
+from hazardwatch.settings import ENV_DOC, Settings, parse_host_port
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _env_epilog() -> str:
+    return "environment:\n" + "\n".join(f"  {name:<18} {doc}" for name, doc in ENV_DOC.items())
+
+
+def _plant(args: argparse.Namespace, settings: Settings) -> Plant:
+    return load_plant(args.devices or settings.devices)
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    plant = load_plant(args.file)
+    tags = sum(1 for _ in plant.iter_tags())
+    print(f"{args.file}: OK — {len(plant.enterprises)} enterprises, {tags} tags")
+    for enterprise in plant.enterprises:
+        for source in enterprise.hazard_sources:
+            g = source.grade()
+            major = "重大危险源" if g.is_major else "非重大危险源"
+            print(
+                f"  {enterprise.code} {source.code} {source.name}: S={g.s:.2f} α={g.alpha} "
+                f"R={g.r:.2f} → {g.grade_name} ({major})"
+            )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.db import ensure_database
+    from ingest.migrate import migrate
+
+    url = args.database_url or settings.database_url
+    if ensure_database(url):
+        print(f"created database {url.rsplit('/', 1)[-1]}")
+    backend, applied = migrate(url)
+    print(f"storage backend: {backend}; applied {len(applied)} migrations {' '.join(applied)}".rstrip())
+    if args.devices or args.sync:
+        _sync(url, _plant(args, settings))
+    return 0
+
+
+def _sync(url: str, plant: Plant) -> None:
+    from ingest.db import connect
+    from ingest.ledger_sync import sync_ledger
+
+    with connect(url) as conn:
+        report = sync_ledger(conn, plant)
+    print(
+        f"ledger: {report.enterprises} enterprises, {report.hazard_sources} hazard sources, "
+        f"{report.tags} tags, {report.grade_changes} grade changes, {report.retired_tags} retired tags"
+    )
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from simulators import SimulatorUnreachable, request_scenario, serve
+
+    control = parse_host_port(args.control or settings.sim_control)
+    if args.scenario:
+        try:
+            state = request_scenario(
+                control, args.scenario, enterprise=args.enterprise, tag=args.tag, rate=args.rate
+            )
+        except SimulatorUnreachable:
+            print(f"no simulator answers at {control[0]}:{control[1]}; starting one for {args.scenario}")
+        else:
+            print(f"scenario {args.scenario} started on the running simulator: {state}")
+            return 0
+    logsetup.configure(settings.log_level, "simulate")
+    serve(
+        _plant(args, settings),
+        control,
+        scenario=args.scenario,
+        tag=args.tag,
+        enterprise=args.enterprise,
+        rate=args.rate,
+    )
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway_agent.agent import serve
+    from hazardwatch.settings import parse_mqtt_url
+
+    logsetup.configure(settings.log_level, "agent")
+    state_dir = Path(args.state_dir) if args.state_dir else settings.var_dir / "agent"
+    serve(
+        _plant(args, settings),
+        parse_mqtt_url(args.mqtt_url or settings.mqtt_url),
+        state_dir=state_dir,
+        enterprise=args.enterprise,
+        gateway=args.gateway,
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.service import serve
+
+    logsetup.configure(settings.log_level, "ingest")
+    url = args.database_url or settings.database_url
+    plant = None if args.no_sync else _plant(args, settings)
+    enterprises = [e for e in (args.enterprises or "").split(",") if e]
+    serve(
+        url,
+        args.mqtt_url or settings.mqtt_url,
+        plant=plant,
+        enterprises=enterprises,
+        worker_id=args.worker_id,
+    )
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from dashboard.app import serve
+
+    logsetup.configure(settings.log_level, "dashboard")
+    serve(
+        args.database_url or settings.database_url,
+        args.host or settings.dashboard_host,
+        args.port or settings.dashboard_port,
+        timezone=settings.timezone,
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from hazardwatch.supervisor import Stack
+
+    logsetup.configure(settings.log_level, "up")
+    return Stack(settings, devices=Path(args.devices or settings.devices), port=args.port).run()
+
+
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    import psycopg
+
+    from dashboard.auth import create_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    if len(password) < 8:
+        raise ConfigError("the password must have at least 8 characters")
+    with psycopg.connect(args.database_url or settings.database_url) as conn:
+        user_id = create_user(
+            conn,
+            args.username,
+            password,
+            args.role,
+            division=args.division,
+            enterprise_code=args.enterprise,
+            display_name=args.display_name,
+            national=args.national,
+        )
+        conn.commit()
+    print(f"user {args.username} ({args.role}) created with id {user_id}")
+    return 0
+
+
+def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.db import connect
+    from ingest.deadletters import recent
+
+    with connect(args.database_url or settings.database_url) as conn:
+        letters = recent(conn, args.limit)
+    if not letters:
+        print("no dead letters")
+    for letter in letters:
+        preview = letter.payload[:80]
+        print(f"#{letter.id} {letter.received_at.isoformat()} {letter.topic}\n    reason: {letter.reason}")
+        print(f"    payload ({len(letter.payload)} bytes): {preview!r}")
+    return 0
+
+
+def _common(parser: argparse.ArgumentParser, *names: str) -> None:
+    flags = {
+        "devices": ("--devices", "devices file (default: $HW_DEVICES or devices.yaml)"),
+        "database_url": ("--database-url", "database URL (default: $HW_DATABASE_URL)"),
+        "mqtt_url": ("--mqtt-url", "MQTT broker URL (default: $HW_MQTT_URL)"),
+    }
+    for name in names:
+        flag, doc = flags[name]
+        parser.add_argument(flag, dest=name, help=doc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hazardwatch",
+        description="HazardWatch: online monitoring and early warning of major hazard sources (重大危险源).",
+        epilog=_env_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hazardwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=_env_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add(
+        "up",
+        cmd_up,
+        "run the whole stack on one machine: database, broker, simulators, agent, ingest, dashboard",
+    )
+    _common(p, "devices")
+    p.add_argument("--port", type=int, help="dashboard port (default: $HW_DASHBOARD_PORT or 8080)")
+
+    p = add("check", cmd_check, "validate a devices file; errors come with YAML line numbers")
+    p.add_argument("file", type=Path, help="the devices file, e.g. devices.yaml")
+
+    p = add("migrate", cmd_migrate, "create the database if needed and bring its schema up to date")
+    _common(p, "database_url", "devices")
+    p.add_argument("--sync", action="store_true", help="also synchronize the ledger from the devices file")
+
+    p = add("simulate", cmd_simulate, "run the plant simulators, or drive the running ones into a scenario")
+    _common(p, "devices")
+    p.add_argument("--scenario", choices=["overfill", "gas-leak", "sensor-fault", "sensor-freeze", "normal"],
+                   help="abnormal situation to drive the process into")  # fmt: skip
+    p.add_argument("--tag", help="tag code the scenario acts on (default: the first fitting tag)")
+    p.add_argument("--enterprise", help="enterprise code of --tag")
+    p.add_argument("--rate", type=float, help="climb rate in %% of span per second")
+    p.add_argument("--control", help="simulator control address host:port (default: $HW_SIM_CONTROL)")
+
+    p = add("agent", cmd_agent, "run the gateway agent: poll Modbus/OPC-UA devices and publish over MQTT")
+    _common(p, "devices", "mqtt_url")
+    p.add_argument("--enterprise", help="only this enterprise's gateways")
+    p.add_argument("--gateway", help="only this gateway (with --enterprise)")
+    p.add_argument("--state-dir", help="directory for the agent's durable state (default: $HW_VAR_DIR/agent)")
+
+    p = add("ingest", cmd_ingest, "run an ingest worker: MQTT → readings, dead letters, rules and alarms")
+    _common(p, "devices", "database_url", "mqtt_url")
+    p.add_argument("--enterprises", help="comma-separated enterprise codes this worker owns (default: all)")
+    p.add_argument("--worker-id", default="1", help="worker id, part of the MQTT client id (default: 1)")
+    p.add_argument(
+        "--no-sync", action="store_true", help="do not synchronize the ledger from the devices file"
+    )
+
+    p = add("dashboard", cmd_dashboard, "run the web dashboard (alarm board, API, live push)")
+    _common(p, "database_url")
+    p.add_argument("--host", help="listen address (default: $HW_DASHBOARD_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="listen port (default: $HW_DASHBOARD_PORT or 8080)")
+
+    p = add("user", cmd_user_add, "manage dashboard users")
+    user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    p_add = user_sub.add_parser("add", help="add a user", description="add a dashboard user")
+    p_add.set_defaults(handler=cmd_user_add)
+    p_add.add_argument("username")
+    roles = ["duty_officer", "enterprise", "regulator", "sysadmin", "secadmin", "auditor"]
+    p_add.add_argument("--role", required=True, choices=roles)
+    p_add.add_argument("--division", default="", help="region scope: prefix of the 6-digit division code")
+    p_add.add_argument("--national", action="store_true", help="whole-country scope (officers, regulators)")
+    p_add.add_argument("--enterprise", help="enterprise code (role enterprise)")
+    p_add.add_argument("--display-name", default="", help="name shown in the dashboard")
+    p_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    _common(p_add, "database_url")
+
+    p = add(
+        "deadletters", cmd_deadletters, "list the newest dead letters (rejected payloads) with their reasons"
+    )
+    _common(p, "database_url")
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(dict(os.environ))
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except HazardWatchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,96 @@
+"""Load devices.yaml into the ledger model, reporting errors with YAML line numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from hazardwatch.errors import ConfigError
+from hazardwatch.ledger.models import Plant
+
+
+def _node_at(root: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
+    """The deepest YAML node along a pydantic error location."""
+    node = root
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                break
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            continue  # discriminator tags and similar loc items that are not in the YAML
+    return node
+
+
+_CODE_IN_MESSAGE = re.compile(r"^(?:tag (?P<tag>[^:\s]+):|duplicate [a-z ]+ '(?P<dup>[^']+)')")
+
+
+def _nodes_with_code(node: yaml.Node, code: str) -> list[yaml.Node]:
+    """Every mapping below ``node`` whose ``code`` is ``code``, in document order."""
+    found: list[yaml.Node] = []
+    if isinstance(node, yaml.MappingNode):
+        if any(
+            getattr(k, "value", None) == "code" and getattr(v, "value", None) == code for k, v in node.value
+        ):
+            found.append(node)
+        for _, value in node.value:
+            found += _nodes_with_code(value, code)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _nodes_with_code(item, code)
+    return found
+
+
+def _refine(node: yaml.Node, message: str) -> yaml.Node:
+    """Point a cross-reference error of a whole enterprise at the tag (or duplicate) it names."""
+    match = _CODE_IN_MESSAGE.match(message)
+    if match is None:
+        return node
+    code = match["tag"] or match["dup"]
+    candidates = _nodes_with_code(node, code)
+    return candidates[-1] if candidates else node
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for key in loc:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+    return text or "(top level)"
+
+
+def load_plant_text(text: str, source: str = "<devices>") -> Plant:
+    """Parse and validate a devices file's text; ConfigError lists every problem with its line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
+    if root is None or not isinstance(data, dict):
+        raise ConfigError(f"{source}:1: the devices file must be a mapping with 'version' and 'enterprises'")
+    try:
+        return Plant.model_validate(data)
+    except ValidationError as err:
+        lines = []
+        for error in err.errors():
+            loc = tuple(error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            node = _refine(_node_at(root, loc), message)
+            lines.append(f"{source}:{node.start_mark.line + 1}: {_format_loc(loc)}: {message}")
+        raise ConfigError("\n".join(lines)) from err
+
+
+def load_plant(path: str | Path) -> Plant:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    return load_plant_text(text, str(path))

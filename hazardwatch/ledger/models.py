@@ -1,0 +1,406 @@
+"""The devices.yaml schema: ledger (enterprise → hazard source → equipment → tag) and device map.
+
+Every model forbids unknown fields, so a typo is an error with a line number, never a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hazardwatch.ledger import chemicals
+from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
+
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
+
+_CREDIT_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def credit_code_check_char(first17: str) -> str:
+    """The GB 32100-2015 check character of a unified social credit code."""
+    total = sum(_CREDIT_CHARS.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
+    return _CREDIT_CHARS[(31 - total % 31) % 31]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TagKind(StrEnum):
+    LEVEL = "level"
+    TEMPERATURE = "temperature"
+    PRESSURE = "pressure"
+    FLOW = "flow"
+    GAS_COMBUSTIBLE = "gas_combustible"
+    GAS_TOXIC = "gas_toxic"
+    VALVE_POSITION = "valve_position"
+    HUMIDITY = "humidity"
+    WIND_SPEED = "wind_speed"
+    OTHER = "other"
+
+
+# Default deadband as a share of span, by tag kind (DOMAIN.md §4).
+DEFAULT_DEADBAND_PCT: dict[TagKind, float] = {
+    TagKind.FLOW: 5.0,
+    TagKind.LEVEL: 2.0,
+    TagKind.PRESSURE: 2.0,
+    TagKind.TEMPERATURE: 1.0,
+}
+FALLBACK_DEADBAND_PCT = 1.0
+
+
+class Limits(_Model):
+    """Alarm limits in engineering units; any may be absent, present ones must be ordered."""
+
+    ll: float | None = Field(None, description="low-low limit (LL)")
+    l: float | None = Field(None, description="low limit (L)")  # noqa: E741 - the industry's name
+    h: float | None = Field(None, description="high limit (H)")
+    hh: float | None = Field(None, description="high-high limit (HH)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        present = [
+            (n, v)
+            for n, v in (("LL", self.ll), ("L", self.l), ("H", self.h), ("HH", self.hh))
+            if v is not None
+        ]
+        for name, value in present:
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number")
+        for (lo_name, lo), (hi_name, hi) in itertools.pairwise(present):
+            if not lo < hi:
+                raise ValueError(f"{lo_name} ({lo}) must be below {hi_name} ({hi})")
+        return self
+
+
+class ModbusTable(StrEnum):
+    COIL = "coil"  # function code 1
+    DISCRETE = "discrete"  # function code 2
+    HOLDING = "holding"  # function code 3
+    INPUT = "input"  # function code 4
+
+
+class DataType(StrEnum):
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+
+    @property
+    def registers(self) -> int:
+        """16-bit registers the type occupies (1 for bits)."""
+        return {"int32": 2, "uint32": 2, "float32": 2, "int64": 4, "float64": 4}.get(self.value, 1)
+
+    @property
+    def struct_code(self) -> str:
+        """The type's ``struct`` format character ('' for bits, which are not packed)."""
+        return {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q",
+                "float32": "f", "float64": "d"}.get(self.value, "")  # fmt: skip
+
+
+class ModbusPoint(_Model):
+    device: Code = Field(description="id of a modbus device of the enterprise's gateways")
+    table: ModbusTable = Field(ModbusTable.HOLDING, description="register table (function code)")
+    address: int = Field(ge=0, le=65535, description="zero-based register or bit address")
+    datatype: DataType = Field(DataType.FLOAT32, description="how the registers are decoded")
+    byte_order: Literal["big", "little"] = Field("big", description="byte order inside a register")
+    word_order: Literal["big", "little"] = Field("big", description="register order of wide types")
+    scale: float = Field(1.0, description="engineering value = raw * scale + offset")
+    offset: float = Field(0.0, description="engineering value = raw * scale + offset")
+
+    @model_validator(mode="after")
+    def _fits_table(self) -> Self:
+        is_bit_table = self.table in (ModbusTable.COIL, ModbusTable.DISCRETE)
+        if is_bit_table != (self.datatype == DataType.BOOL):
+            raise ValueError("coil and discrete tables hold bool points, and only they do")
+        if self.address + self.datatype.registers > 65536:
+            raise ValueError("the point runs past register 65535")
+        return self
+
+    @property
+    def span(self) -> range:
+        return range(self.address, self.address + self.datatype.registers)
+
+
+class OpcUaPoint(_Model):
+    device: Code = Field(description="id of an opcua device of the enterprise's gateways")
+    node: str = Field(min_length=3, max_length=512, description="node id, e.g. ns=2;s=T201.LT")
+    sampling_interval_ms: int = Field(500, ge=0, le=3_600_000, description="server sampling interval")
+
+    @field_validator("node")
+    @classmethod
+    def _node_syntax(cls, node: str) -> str:
+        if not re.match(r"^(ns=\d+;)?[isgb]=.+$", node):
+            raise ValueError("node must look like ns=<n>;s=<name> (or i=, g=, b=)")
+        return node
+
+
+class OutOfService(_Model):
+    reason: str = Field(min_length=1, description="why the tag is out of service")
+    by: str = Field(min_length=1, description="who took it out of service")
+    at: datetime = Field(description="when (ISO 8601 with time zone)")
+
+
+class Tag(_Model):
+    code: Code = Field(description="tag number (位号), unique in the enterprise")
+    name: str = Field(min_length=1, max_length=200)
+    kind: TagKind
+    unit: str = Field(max_length=32, description="engineering unit, e.g. %, ℃, MPa, %LEL, mg/m³")
+    range: tuple[float, float] = Field(description="measuring range [low, high]")
+    limits: Limits = Field(default_factory=Limits)
+    deadband: float | None = Field(None, ge=0, description="deadband in engineering units")
+    deadband_pct: float | None = Field(None, ge=0, le=50, description="deadband in % of span")
+    gas: str | None = Field(None, max_length=64, description="the gas a detector measures")
+    out_of_service: OutOfService | None = Field(None, description="set while out of service")
+    modbus: ModbusPoint | None = None
+    opcua: OpcUaPoint | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        low, high = self.range
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(f"range [{low}, {high}] must be finite and increasing")
+        for name in ("ll", "l", "h", "hh"):
+            value = getattr(self.limits, name)
+            if value is not None and not low <= value <= high:
+                raise ValueError(f"limit {name.upper()} ({value}) lies outside the range [{low}, {high}]")
+        if (self.modbus is None) == (self.opcua is None):
+            raise ValueError("a tag is read either from modbus or from opcua: give exactly one")
+        if self.deadband is not None and self.deadband_pct is not None:
+            raise ValueError("give deadband or deadband_pct, not both")
+        return self
+
+    @property
+    def span(self) -> float:
+        return self.range[1] - self.range[0]
+
+    @property
+    def effective_deadband(self) -> float:
+        """Deadband in engineering units, from the tag or the default for its kind."""
+        if self.deadband is not None:
+            return self.deadband
+        pct = (
+            self.deadband_pct
+            if self.deadband_pct is not None
+            else DEFAULT_DEADBAND_PCT.get(self.kind, FALLBACK_DEADBAND_PCT)
+        )
+        return self.span * pct / 100.0
+
+    @property
+    def device_id(self) -> str:
+        point = self.modbus or self.opcua
+        assert point is not None  # noqa: S101 - guaranteed by _consistent
+        return point.device
+
+
+class EquipmentKind(StrEnum):
+    TANK = "tank"
+    SPHERE = "sphere"
+    REACTOR = "reactor"
+    WAREHOUSE = "warehouse"
+    PIPELINE = "pipeline"
+    AREA = "area"
+
+
+class Equipment(_Model):
+    code: Code = Field(description="equipment code (设备编码)")
+    name: str = Field(min_length=1, max_length=200)
+    kind: EquipmentKind
+    tags: list[Tag] = Field(default_factory=list)
+
+
+class ChemicalHolding(_Model):
+    name: str = Field(min_length=1, max_length=64, description="chemical name as in GB 18218")
+    max_quantity_t: float = Field(gt=0, description="design maximum quantity q (t)")
+    critical_quantity_t: float | None = Field(None, gt=0, description="Q (t), if not in the catalogue")
+    category: str | None = Field(None, description="hazard category (J1…W7.1), if not in the catalogue")
+
+    @model_validator(mode="after")
+    def _known(self) -> Self:
+        known_category = self.category in chemicals.CATEGORY_CRITICAL_QUANTITY
+        if self.critical_quantity_t is None and chemicals.lookup(self.name) is None and not known_category:
+            raise ValueError(
+                f"{self.name} is not in the GB 18218 catalogue: give critical_quantity_t "
+                "or a category of Table 2"
+            )
+        return self
+
+    def holding(self) -> Holding:
+        spec = chemicals.lookup(self.name)
+        if self.critical_quantity_t is not None:
+            quantity = self.critical_quantity_t
+        elif spec is not None:
+            quantity = spec.critical_quantity_t
+        else:
+            quantity = chemicals.CATEGORY_CRITICAL_QUANTITY[self.category or ""]
+        if self.category is not None or spec is None:
+            beta = chemicals.beta_for(self.name, self.category)
+        else:
+            beta = spec.beta
+        return Holding(self.max_quantity_t, quantity, beta)
+
+
+class Responsibles(_Model):
+    """包保责任制: the escalation chain inside the enterprise."""
+
+    principal: str = Field(min_length=1, description="主要负责人")
+    technical: str = Field(min_length=1, description="技术负责人")
+    operational: str = Field(min_length=1, description="操作负责人")
+
+
+class HazardSource(_Model):
+    code: Code = Field(description="hazard source code (重大危险源编码)")
+    name: str = Field(min_length=1, max_length=200)
+    people_within_500m: int = Field(ge=0, description="people within 500 m outside the boundary")
+    chemicals: list[ChemicalHolding] = Field(min_length=1)
+    responsibles: Responsibles
+    equipment: list[Equipment] = Field(default_factory=list)
+
+    def grade(self) -> GradeResult:
+        return grade_hazard_source((c.holding() for c in self.chemicals), self.people_within_500m)
+
+
+class ModbusDevice(_Model):
+    protocol: Literal["modbus_tcp"]
+    id: Code
+    host: str = Field(min_length=1, description="PLC host name or address")
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=247, description="Modbus unit (slave) id")
+    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
+    timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
+
+
+class OpcUaDevice(_Model):
+    protocol: Literal["opcua"]
+    id: Code
+    endpoint: str = Field(pattern=r"^opc\.tcp://.+", description="opc.tcp://host:port/path")
+    publishing_interval_ms: int = Field(500, ge=10, le=3_600_000)
+    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="expected reading period")
+    timeout_s: float = Field(4.0, gt=0, le=60, description="request timeout")
+
+
+Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="protocol")]
+
+
+class Gateway(_Model):
+    id: Code = Field(description="gateway id, unique in the enterprise")
+    name: str = Field("", max_length=200)
+    devices: list[Device] = Field(min_length=1)
+
+
+class Location(_Model):
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+
+
+class Enterprise(_Model):
+    code: Code = Field(description="enterprise code")
+    name: str = Field(min_length=1, max_length=200)
+    credit_code: str = Field(pattern=r"^[0-9A-HJ-NP-RT-UW-Y]{18}$", description="统一社会信用代码")
+    division: str = Field(pattern=r"^\d{6}$", description="行政区划代码 of the county")
+    address: str = Field("", max_length=300)
+    location: Location | None = None
+    gateways: list[Gateway] = Field(min_length=1)
+    hazard_sources: list[HazardSource] = Field(min_length=1)
+
+    @field_validator("credit_code")
+    @classmethod
+    def _credit_check(cls, code: str) -> str:
+        expected = credit_code_check_char(code[:17])
+        if code[17] != expected:
+            raise ValueError(f"check character is {code[17]}, GB 32100 expects {expected}")
+        return code
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Self:
+        _unique("gateway id", (g.id for g in self.gateways))
+        devices = {d.id: d for g in self.gateways for d in g.devices}
+        _unique("device id", (d.id for g in self.gateways for d in g.devices))
+        _unique("hazard source code", (h.code for h in self.hazard_sources))
+        _unique("equipment code", (e.code for h in self.hazard_sources for e in h.equipment))
+        _unique("tag code", (t.code for _, _, t in self.iter_tags()))
+        registers: dict[tuple[str, str], dict[int, str]] = {}
+        nodes: dict[tuple[str, str], str] = {}
+        for _, _, tag in self.iter_tags():
+            device = devices.get(tag.device_id)
+            if device is None:
+                raise ValueError(f"tag {tag.code}: no device {tag.device_id!r} in the gateways")
+            if tag.modbus is not None:
+                if device.protocol != "modbus_tcp":
+                    raise ValueError(f"tag {tag.code}: device {device.id} is not a modbus device")
+                used = registers.setdefault((device.id, tag.modbus.table), {})
+                for register in tag.modbus.span:
+                    if register in used:
+                        raise ValueError(
+                            f"tag {tag.code}: {tag.modbus.table} register {register} of {device.id} "
+                            f"is already used by {used[register]}"
+                        )
+                    used[register] = tag.code
+            elif tag.opcua is not None:
+                if device.protocol != "opcua":
+                    raise ValueError(f"tag {tag.code}: device {device.id} is not an opcua device")
+                key = (device.id, tag.opcua.node)
+                if key in nodes:
+                    raise ValueError(f"tag {tag.code}: node {tag.opcua.node} is already read by {nodes[key]}")
+                nodes[key] = tag.code
+        return self
+
+    def iter_tags(self) -> Iterator[tuple[HazardSource, Equipment, Tag]]:
+        for source in self.hazard_sources:
+            for equipment in source.equipment:
+                for tag in equipment.tags:
+                    yield source, equipment, tag
+
+    def gateway(self, gateway_id: str) -> Gateway:
+        for gateway in self.gateways:
+            if gateway.id == gateway_id:
+                return gateway
+        raise KeyError(gateway_id)
+
+    def tags_of_device(self, device_id: str) -> list[Tag]:
+        return [tag for _, _, tag in self.iter_tags() if tag.device_id == device_id]
+
+
+class Plant(_Model):
+    """A devices file: the ledger of one or more enterprises and how their tags are read."""
+
+    version: Literal[1] = Field(description="schema version of the devices file")
+    enterprises: list[Enterprise] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_enterprises(self) -> Self:
+        _unique("enterprise code", (e.code for e in self.enterprises))
+        _unique("credit code", (e.credit_code for e in self.enterprises))
+        return self
+
+    def enterprise(self, code: str) -> Enterprise:
+        for enterprise in self.enterprises:
+            if enterprise.code == code:
+                return enterprise
+        raise KeyError(code)
+
+    def iter_tags(self) -> Iterator[tuple[Enterprise, HazardSource, Equipment, Tag]]:
+        for enterprise in self.enterprises:
+            for source, equipment, tag in enterprise.iter_tags():
+                yield enterprise, source, equipment, tag
+
+
+def _unique(what: str, values: Iterator[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what} {value!r}")
+        seen.add(value)

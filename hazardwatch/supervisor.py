@@ -1,0 +1,243 @@
+"""`hazardwatch up`: the whole plant-and-platform stack on one machine, as child processes.
+
+It uses the PostgreSQL and MQTT broker it finds at the configured URLs and starts private
+ones under ./var when none answers. Every part runs as its own process (the same commands
+a real deployment runs); a part that dies is restarted with backoff. Ctrl-C stops all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+from hazardwatch.errors import ConfigError, HazardWatchError
+from hazardwatch.ledger import load_plant
+from hazardwatch.services import LOCAL_HOSTS, PrivateMosquitto, PrivatePostgres, tcp_alive
+from hazardwatch.settings import Settings, parse_host_port, parse_mqtt_url
+
+logger = logging.getLogger(__name__)
+
+DEMO_USERS = (
+    # username, role, division scope, enterprise, display name
+    ("duty", "duty_officer", "33", None, "省值班员"),
+    ("yuhang", "duty_officer", "330110", None, "余杭区值班员"),
+    ("qiye", "enterprise", "", "E330110001", "临港液化气安全员"),
+    ("jianguan", "regulator", "33", None, "省应急厅监管员"),
+)
+
+
+def _must_be_local(what: str, host: str, port: int) -> None:
+    if host not in LOCAL_HOSTS:
+        raise ConfigError(
+            f"no {what} answers at {host}:{port}, and a private one can only be started locally"
+        )
+
+
+@dataclass
+class Part:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    devices: Path
+    port: int | None = None
+    parts: list[Part] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _private: list[PrivatePostgres | PrivateMosquitto] = field(default_factory=list)
+
+    def run(self) -> int:
+        try:
+            load_plant(self.devices)
+            env = self._services()
+            self._prepare(env)
+            self._start_parts(env)
+            self._banner(env)
+            self._watch(env)
+        except (HazardWatchError, subprocess.CalledProcessError) as err:
+            print(f"hazardwatch up: {err}", file=sys.stderr)
+            return 2
+        finally:
+            self._shutdown()
+        return 0
+
+    # -- services ---------------------------------------------------------------------------
+    def _services(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["HW_DEVICES"] = str(self.devices.resolve())
+        env["HW_VAR_DIR"] = str(self.settings.var_dir.resolve())
+        db = urlsplit(self.settings.database_url)
+        db_host, db_port = db.hostname or "127.0.0.1", db.port or 5432
+        env["HW_DATABASE_URL"] = self.settings.database_url
+        if tcp_alive(db_host, db_port):
+            print(f"database: using {db_host}:{db_port}")
+        else:
+            _must_be_local("PostgreSQL", db_host, db_port)
+            pg = PrivatePostgres(self.settings.var_dir, db_port)
+            pg.start()
+            self._private.append(pg)
+            print(
+                f"database: none answered at {db_host}:{db_port}; started a private PostgreSQL in {pg.data}"
+            )
+        broker = parse_mqtt_url(self.settings.mqtt_url)
+        env["HW_MQTT_URL"] = self.settings.mqtt_url
+        if tcp_alive(broker.host, broker.port):
+            print(f"broker:   using {broker.host}:{broker.port}")
+        else:
+            _must_be_local("MQTT broker", broker.host, broker.port)
+            mosquitto = PrivateMosquitto(self.settings.var_dir, broker.port)
+            mosquitto.start()
+            self._private.append(mosquitto)
+            print(
+                f"broker:   none answered at {broker.host}:{broker.port}; started a private Mosquitto there"
+            )
+        if self.port:
+            env["HW_DASHBOARD_PORT"] = str(self.port)
+        return env
+
+    def _hw(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "hazardwatch", *args]
+
+    def _prepare(self, env: dict[str, str]) -> None:
+        result = subprocess.run(
+            self._hw("migrate", "--sync"), env=env, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise ConfigError(f"migrate failed:\n{result.stderr or result.stdout}")
+        print(result.stdout.strip())
+        self._demo_users(env)
+
+    def _demo_users(self, env: dict[str, str]) -> None:
+        logins = self.settings.var_dir / "demo-logins.txt"
+        if logins.exists():
+            password = logins.read_text(encoding="utf-8").split("password: ", 1)[1].split()[0]
+        else:
+            password = secrets.token_urlsafe(9)
+            self.settings.var_dir.mkdir(parents=True, exist_ok=True)
+            logins.write_text(f"demo users share password: {password}\n", encoding="utf-8")
+            logins.chmod(0o600)
+        for username, role, division, enterprise, display in DEMO_USERS:
+            argv = [
+                "user",
+                "add",
+                username,
+                "--role",
+                role,
+                "--division",
+                division,
+                "--display-name",
+                display,
+            ]
+            if enterprise:
+                argv += ["--enterprise", enterprise]
+            subprocess.run(
+                self._hw(*argv, "--password-stdin"),
+                env=env, input=password + "\n", capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        self._password = password
+
+    # -- parts ------------------------------------------------------------------------------
+    def _start_parts(self, env: dict[str, str]) -> None:
+        """Plant first, so the agent's first poll finds its devices; the board last."""
+        self.parts = [
+            Part("simulate", self._hw("simulate")),
+            Part("ingest", self._hw("ingest", "--no-sync")),
+            Part("agent", self._hw("agent")),
+            Part("dashboard", self._hw("dashboard")),
+        ]
+        control = parse_host_port(env.get("HW_SIM_CONTROL", self.settings.sim_control))
+        for part in self.parts:
+            self._spawn(part, env)
+            if part.name == "simulate":
+                self._wait_listening(part, control, 60)
+
+    def _wait_listening(self, part: Part, address: tuple[str, int], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not tcp_alive(*address, timeout=0.5):
+            if part.proc is not None and part.proc.poll() is not None:
+                raise ConfigError(f"{part.name} exited with {part.proc.returncode} while starting")
+            if time.monotonic() > deadline or self._stop.is_set():
+                raise ConfigError(
+                    f"{part.name} did not listen on {address[0]}:{address[1]} within {timeout:.0f} s"
+                )
+            time.sleep(0.2)
+
+    def _spawn(self, part: Part, env: dict[str, str]) -> None:
+        part.proc = subprocess.Popen(part.argv, env=env)
+        logger.info("started %s (pid %s)", part.name, part.proc.pid)
+
+    def _banner(self, env: dict[str, str]) -> None:
+        host = env.get("HW_DASHBOARD_HOST", self.settings.dashboard_host)
+        port = int(env.get("HW_DASHBOARD_PORT", self.settings.dashboard_port))
+        deadline = time.monotonic() + 30
+        while not tcp_alive(host, port) and time.monotonic() < deadline and not self._stop.is_set():
+            time.sleep(0.2)
+        control = parse_host_port(env.get("HW_SIM_CONTROL", self.settings.sim_control))
+        lines = [
+            "",
+            "HazardWatch is up.",
+            f"  alarm board:  http://{host}:{port}/",
+            "  logins:       duty (省值班员), yuhang (余杭区值班员), qiye (企业), jianguan (监管)",
+            f"  password:     {self._password}",
+            f"                (also in {self.settings.var_dir / 'demo-logins.txt'})",
+            "  scenario:     hazardwatch simulate --scenario overfill",
+            f"                (simulator control at {control[0]}:{control[1]})",
+            "  stop:         Ctrl-C",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    def _watch(self, env: dict[str, str]) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        while not self._stop.wait(0.5):
+            for part in self.parts:
+                if part.proc is None or part.proc.poll() is None:
+                    continue
+                now = time.monotonic()
+                if part.next_start == 0.0:
+                    part.restarts += 1
+                    delay = min(2 ** min(part.restarts, 5), 30)
+                    part.next_start = now + delay
+                    logger.warning(
+                        "%s exited with %s; restarting in %d s", part.name, part.proc.returncode, delay
+                    )
+                elif now >= part.next_start:
+                    part.next_start = 0.0
+                    self._spawn(part, env)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        print(f"\nsignal {signum}: stopping HazardWatch …", flush=True)
+        self._stop.set()
+
+    def _shutdown(self) -> None:
+        """Stop in reverse order (board, agent, ingest, plant), each before the next."""
+        for part in reversed(self.parts):
+            if part.proc is None:
+                continue
+            if part.proc.poll() is None:
+                part.proc.terminate()
+            try:
+                part.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s did not stop in 15 s; killing it", part.name)
+                part.proc.kill()
+                part.proc.wait()
+        for service in reversed(self._private):
+            service.stop()
+        self._private.clear()

@@ -1,0 +1,205 @@
+"""Wire format v1: MQTT topics and the columnar reading batch.
+
+A readings payload is a map, msgpack by default, JSON accepted::
+
+    {"v": 1, "gw": "gw01", "seq": 17, "replay": false, "sent": 1732262400000,
+     "tags": ["LT101", ...], "ts": [1732262399500, ...], "val": [42.1, ...], "q": [0, ...]}
+
+``ts`` and ``sent`` are UTC milliseconds. ``val`` is null (or NaN) where the quality
+carries no value (see :class:`hazardwatch.quality.Quality`). ``seq`` increases by one per
+batch and per gateway, across restarts, so the platform can see gaps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from hazardwatch.errors import WireError
+from hazardwatch.quality import Quality
+
+VERSION = 1
+TOPIC_ROOT = "hw/v1"
+MAX_BATCH_READINGS = 100_000
+_KNOWN_QUALITIES = frozenset(q.value for q in Quality)
+
+
+def readings_topic(enterprise: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/readings"
+
+
+def status_topic(enterprise: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/status"
+
+
+def events_topic(enterprise: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/events"
+
+
+def config_topic(enterprise: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/config"
+
+
+def alarms_topic(region: str, enterprise: str) -> str:
+    return f"{TOPIC_ROOT}/alarms/{region}/{enterprise}"
+
+
+READINGS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/readings"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    enterprise: str
+    gateway: str
+    kind: str
+
+
+def parse_topic(topic: str) -> TopicAddress:
+    """Split ``hw/v1/{enterprise}/{gateway}/{kind}``; raise WireError otherwise."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or not all(parts[2:]):
+        raise WireError(f"topic {topic!r} is not hw/v1/<enterprise>/<gateway>/<kind>")
+    return TopicAddress(parts[2], parts[3], parts[4])
+
+
+@dataclass(slots=True)
+class ReadingBatch:
+    """One gateway's batch of readings, columnar."""
+
+    gateway: str
+    seq: int
+    sent_ms: int
+    tags: list[str] = field(default_factory=list)
+    ts_ms: list[int] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    quality: list[int] = field(default_factory=list)
+    replay: bool = False
+
+    def __len__(self) -> int:
+        return len(self.tags)
+
+    def append(self, tag: str, ts_ms: int, value: float | None, quality: Quality) -> None:
+        self.tags.append(tag)
+        self.ts_ms.append(ts_ms)
+        self.values.append(value if quality.has_value else None)
+        self.quality.append(int(quality))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "v": VERSION,
+            "gw": self.gateway,
+            "seq": self.seq,
+            "replay": self.replay,
+            "sent": self.sent_ms,
+            "tags": self.tags,
+            "ts": self.ts_ms,
+            "val": self.values,
+            "q": self.quality,
+        }
+
+
+def encode(batch: ReadingBatch) -> bytes:
+    """Encode a batch as msgpack (the default on the wire)."""
+    packed: bytes = msgpack.packb(batch.to_dict(), use_bin_type=True)
+    return packed
+
+
+def encode_json(batch: ReadingBatch) -> bytes:
+    return json.dumps(batch.to_dict(), allow_nan=False, separators=(",", ":")).encode()
+
+
+def _load(payload: bytes) -> Any:
+    if not payload:
+        raise WireError("empty payload")
+    if payload[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
+        try:
+            return json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise WireError(f"malformed JSON: {err}") from err
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=True, max_array_len=MAX_BATCH_READINGS)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
+        raise WireError(f"malformed msgpack: {err}") from err
+
+
+def _column(doc: dict[str, Any], key: str, n: int | None) -> list[Any]:
+    column = doc.get(key)
+    if not isinstance(column, list):
+        raise WireError(f"field {key!r} must be an array")
+    if n is not None and len(column) != n:
+        raise WireError(f"field {key!r} has {len(column)} items, expected {n}")
+    return column
+
+
+def _int_field(doc: dict[str, Any], key: str) -> int:
+    value = doc.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise WireError(f"field {key!r} must be a non-negative integer")
+    return value
+
+
+def decode(payload: bytes) -> ReadingBatch:
+    """Decode and structurally validate a readings payload (msgpack or JSON).
+
+    Raises WireError with a reason fit for the dead-letter store. Per-reading checks that
+    need the ledger (unknown tags, non-finite values) are the consumer's job.
+    """
+    doc = _load(payload)
+    if not isinstance(doc, dict):
+        raise WireError("payload is not a map")
+    version = doc.get("v")
+    if version != VERSION:
+        raise WireError(f"unknown wire version {version!r}")
+    gateway = doc.get("gw")
+    if not isinstance(gateway, str) or not gateway:
+        raise WireError("field 'gw' must be a non-empty string")
+    tags = _column(doc, "tags", None)
+    n = len(tags)
+    if n > MAX_BATCH_READINGS:
+        raise WireError(f"batch of {n} readings exceeds {MAX_BATCH_READINGS}")
+    ts = _column(doc, "ts", n)
+    values = _column(doc, "val", n)
+    quality = _column(doc, "q", n)
+    if not all(isinstance(t, str) and t for t in tags):
+        raise WireError("field 'tags' must hold non-empty strings")
+    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ts):
+        raise WireError("field 'ts' must hold non-negative integer milliseconds")
+    if not all(isinstance(q, int) and q in _KNOWN_QUALITIES for q in quality):
+        raise WireError("field 'q' must hold known quality codes")
+    clean_values: list[float | None] = []
+    for value in values:
+        if value is None:
+            clean_values.append(None)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            clean_values.append(float(value))
+        else:
+            raise WireError("field 'val' must hold numbers or null")
+    replay = doc.get("replay", False)
+    if not isinstance(replay, bool):
+        raise WireError("field 'replay' must be a boolean")
+    return ReadingBatch(
+        gateway=gateway,
+        seq=_int_field(doc, "seq"),
+        sent_ms=_int_field(doc, "sent"),
+        tags=list(tags),
+        ts_ms=list(ts),
+        values=clean_values,
+        quality=list(quality),
+        replay=replay,
+    )
+
+
+def is_finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def status_payload(online: bool, extra: dict[str, Any] | None = None) -> bytes:
+    """The retained gateway status message (JSON, so any MQTT tool can read it)."""
+    body: dict[str, Any] = {"v": VERSION, "status": "online" if online else "offline"}
+    if extra:
+        body.update(extra)
+    return json.dumps(body, separators=(",", ":")).encode()

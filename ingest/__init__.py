@@ -1,0 +1,1 @@
+"""Ingest tier: MQTT consumer, validation, dead letters, storage, migrations."""

@@ -1,0 +1,150 @@
+"""Synchronize the ledger tables with a devices file (upsert by code; ids stay stable).
+
+Re-running is idempotent. A hazard source's S, R and grade are recomputed on every sync
+and a row is added to its grade history whenever they change. Tags that disappear from
+the file are kept (alarms refer to them) but taken out of service with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import psycopg
+
+from hazardwatch.ledger import Enterprise, HazardSource, Plant
+
+logger = logging.getLogger(__name__)
+
+REMOVED_REASON = "removed from the devices file"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    enterprises: int
+    hazard_sources: int
+    tags: int
+    grade_changes: int
+    retired_tags: int
+
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+def _one_id(conn: Conn, query: str, params: tuple[object, ...]) -> int:
+    row = conn.execute(query.encode(), params).fetchone()
+    assert row is not None  # noqa: S101 - INSERT … RETURNING always returns a row
+    return int(str(row[0]))
+
+
+def _sync_hazard_source(conn: Conn, enterprise_id: int, source: HazardSource) -> tuple[int, bool]:
+    grade = source.grade()
+    r = source.responsibles
+    previous = conn.execute(
+        "SELECT s, r, grade FROM hazard_sources WHERE enterprise_id = %s AND code = %s",
+        (enterprise_id, source.code),
+    ).fetchone()
+    source_id = _one_id(
+        conn,
+        "INSERT INTO hazard_sources (enterprise_id, code, name, people_within_500m, s, r, grade,"
+        " principal, technical, operational) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (enterprise_id, code) DO UPDATE SET name = EXCLUDED.name,"
+        " people_within_500m = EXCLUDED.people_within_500m, s = EXCLUDED.s, r = EXCLUDED.r,"
+        " grade = EXCLUDED.grade, principal = EXCLUDED.principal, technical = EXCLUDED.technical,"
+        " operational = EXCLUDED.operational, updated_at = now() RETURNING id",
+        (enterprise_id, source.code, source.name, source.people_within_500m, grade.s, grade.r,
+         grade.grade, r.principal, r.technical, r.operational),
+    )  # fmt: skip
+    changed = previous is None or previous != (grade.s, grade.r, grade.grade)
+    if changed:
+        conn.execute(
+            "INSERT INTO hazard_source_grades (hazard_source_id, s, r, grade) VALUES (%s, %s, %s, %s)",
+            (source_id, grade.s, grade.r, grade.grade),
+        )
+        logger.info(
+            "hazard source %s: S=%.2f R=%.2f grade %s", source.code, grade.s, grade.r, grade.grade_name
+        )
+    return source_id, changed
+
+
+def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]:
+    loc = enterprise.location
+    enterprise_id = _one_id(
+        conn,
+        "INSERT INTO enterprises (code, name, credit_code, division, address, lon, lat)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO UPDATE SET"
+        " name = EXCLUDED.name, credit_code = EXCLUDED.credit_code, division = EXCLUDED.division,"
+        " address = EXCLUDED.address, lon = EXCLUDED.lon, lat = EXCLUDED.lat, updated_at = now()"
+        " RETURNING id",
+        (enterprise.code, enterprise.name, enterprise.credit_code, enterprise.division,
+         enterprise.address, loc.lon if loc else None, loc.lat if loc else None),
+    )  # fmt: skip
+    gateway_ids: dict[str, int] = {}
+    device_gateway: dict[str, tuple[int, float]] = {}
+    for gateway in enterprise.gateways:
+        gateway_ids[gateway.id] = _one_id(
+            conn,
+            "INSERT INTO gateways (enterprise_id, code, name) VALUES (%s, %s, %s)"
+            " ON CONFLICT (enterprise_id, code) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            (enterprise_id, gateway.id, gateway.name),
+        )
+        for device in gateway.devices:
+            device_gateway[device.id] = (gateway_ids[gateway.id], device.poll_interval_s)
+    grade_changes = 0
+    kept: list[str] = []
+    for source in enterprise.hazard_sources:
+        source_id, changed = _sync_hazard_source(conn, enterprise_id, source)
+        grade_changes += changed
+        for equipment in source.equipment:
+            equipment_id = _one_id(
+                conn,
+                "INSERT INTO equipment (hazard_source_id, code, name, kind) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (hazard_source_id, code) DO UPDATE SET name = EXCLUDED.name,"
+                " kind = EXCLUDED.kind RETURNING id",
+                (source_id, equipment.code, equipment.name, equipment.kind.value),
+            )
+            for tag in equipment.tags:
+                gateway_id, poll = device_gateway[tag.device_id]
+                oos = tag.out_of_service
+                lim = tag.limits
+                conn.execute(
+                    "INSERT INTO tags (enterprise_id, hazard_source_id, equipment_id, gateway_id, code,"
+                    " name, kind, unit, range_low, range_high, ll, l, h, hh, deadband, poll_interval_s,"
+                    " in_service, oos_reason, oos_by, oos_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (enterprise_id, code) DO UPDATE SET"
+                    " hazard_source_id = EXCLUDED.hazard_source_id, equipment_id = EXCLUDED.equipment_id,"
+                    " gateway_id = EXCLUDED.gateway_id, name = EXCLUDED.name, kind = EXCLUDED.kind,"
+                    " unit = EXCLUDED.unit, range_low = EXCLUDED.range_low, range_high = EXCLUDED.range_high,"
+                    " ll = EXCLUDED.ll, l = EXCLUDED.l, h = EXCLUDED.h, hh = EXCLUDED.hh,"
+                    " deadband = EXCLUDED.deadband, poll_interval_s = EXCLUDED.poll_interval_s,"
+                    " in_service = EXCLUDED.in_service, oos_reason = EXCLUDED.oos_reason,"
+                    " oos_by = EXCLUDED.oos_by, oos_at = EXCLUDED.oos_at, updated_at = now()",
+                    (enterprise_id, source_id, equipment_id, gateway_id, tag.code, tag.name,
+                     tag.kind.value, tag.unit, tag.range[0], tag.range[1], lim.ll, lim.l, lim.h,
+                     lim.hh, tag.effective_deadband, poll, oos is None,
+                     oos.reason if oos else None, oos.by if oos else None, oos.at if oos else None),
+                )  # fmt: skip
+                kept.append(tag.code)
+    retired = conn.execute(
+        "UPDATE tags SET in_service = false, oos_reason = %s, oos_by = 'ledger', oos_at = now()"
+        " WHERE enterprise_id = %s AND in_service AND NOT (code = ANY(%s))",
+        (REMOVED_REASON, enterprise_id, kept),
+    ).rowcount
+    return len(enterprise.hazard_sources), grade_changes, retired
+
+
+def sync_ledger(conn: Conn, plant: Plant) -> SyncReport:
+    """Upsert the whole plant in one transaction."""
+    sources = changes = retired = 0
+    with conn.transaction():
+        for enterprise in plant.enterprises:
+            s, c, r = _sync_enterprise(conn, enterprise)
+            sources, changes, retired = sources + s, changes + c, retired + r
+    return SyncReport(
+        enterprises=len(plant.enterprises),
+        hazard_sources=sources,
+        tags=sum(1 for _ in plant.iter_tags()),
+        grade_changes=changes,
+        retired_tags=retired,
+    )

@@ -1,0 +1,283 @@
+"""One ingest step: a group of MQTT messages → readings, dead letters and alarms, in one transaction.
+
+The caller acknowledges the messages only after :meth:`Pipeline.process` returns (the
+transaction committed). If it raises, nothing was committed, the rule engine's state is
+rolled back with it, and the caller retries the same messages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+import psycopg
+
+from alarms.store import apply_transitions, open_alarm_levels
+from hazardwatch import wire
+from hazardwatch.clock import Clock, SystemClock
+from hazardwatch.errors import WireError
+from hazardwatch.quality import VALUED_QUALITIES
+from ingest import deadletters
+from ingest.copybuf import readings_copy_buffer
+from ingest.deadletters import DeadLetter
+from ingest.tagindex import TagIndex
+from rules.engine import RuleEngine
+from rules.types import Condition
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[object, ...]]
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    payload: bytes
+    mid: int = 0
+
+
+@dataclass(slots=True)
+class StepResult:
+    readings: int = 0
+    dead_letters: int = 0
+    transitions: int = 0
+
+
+@dataclass(slots=True)
+class _Columns:
+    """Accepted readings of the messages being processed, as growing lists."""
+
+    idx: list[int] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    quality: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_age_days: float = 30.0  # older readings are beyond raw retention
+    max_future_s: float = 300.0  # newer readings come from a gateway with a wrong clock
+
+
+class Pipeline:
+    def __init__(
+        self, database_url: str, *, limits: Limits | None = None, clock: Clock | None = None
+    ) -> None:
+        self._url = database_url
+        self._limits = limits or Limits()
+        self._clock = clock or SystemClock()
+        self._conn: Conn | None = None
+        self._index: TagIndex | None = None
+        self._engine: RuleEngine | None = None
+        self._partition_days: set[date] = set()
+        self._last_index_check_ms = 0
+
+    # -- connection and state -------------------------------------------------------------
+    def _connection(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._url, connect_timeout=5)
+            self._partition_days.clear()
+            self._load_index(self._conn, force=True)
+        return self._conn
+
+    def _load_index(self, conn: Conn, *, force: bool = False) -> None:
+        now = self._clock.now_ms()
+        if not force and now - self._last_index_check_ms < 10_000:
+            return
+        self._last_index_check_ms = now
+        if not force and self._index is not None and TagIndex.current_version(conn) == self._index.version:
+            conn.rollback()
+            return
+        index = TagIndex.load(conn)
+        engine = RuleEngine(index.config)
+        if self._engine is not None:
+            _carry_state(self._engine, engine)
+        else:
+            for tag_id, condition, level, active in open_alarm_levels(conn):
+                if active:
+                    engine.seed(tag_id, Condition(condition), level)
+        conn.rollback()
+        self._index, self._engine = index, engine
+        logger.info("tag index loaded: %d tags", index.config.size)
+
+    def connect(self) -> Conn:
+        """A separate connection to the same database (for work outside a step)."""
+        return psycopg.connect(self._url, connect_timeout=5)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- one step -----------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> StepResult:
+        conn = self._connection()
+        self._load_index(conn)
+        assert self._index is not None  # noqa: S101 - loaded above
+        assert self._engine is not None  # noqa: S101 - loaded above
+        saved = self._engine.state.copy()
+        try:
+            with conn.transaction():
+                return self._process(conn, self._index, self._engine, messages)
+        except BaseException:
+            self._engine.state = saved
+            if conn.closed or conn.broken:
+                self._conn = None
+            raise
+
+    def _process(
+        self, conn: Conn, index: TagIndex, engine: RuleEngine, messages: list[Message]
+    ) -> StepResult:
+        result = StepResult()
+        letters: list[DeadLetter] = []
+        columns = _Columns()
+        for message in messages:
+            letters.extend(self._accept(conn, index, message, columns))
+        deadletters.store(conn, letters)
+        result.dead_letters = len(letters)
+        if columns.idx:
+            idx = np.array(columns.idx, dtype=np.int64)
+            ts = np.array(columns.ts, dtype=np.int64)
+            values = np.array(columns.values, dtype=np.float64)
+            quality = np.array(columns.quality, dtype=np.int16)
+            tag_ids = index.config.tag_id[idx]
+            self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
+            result.readings = _write_readings(conn, ts, tag_ids, values, quality)
+            transitions = engine.evaluate(idx, ts, values, quality)
+            result.transitions = apply_transitions(conn, transitions)
+        return result
+
+    def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns) -> list[DeadLetter]:
+        """Validate one message; append its good readings; return its dead letters."""
+        try:
+            address = wire.parse_topic(message.topic)
+            if address.kind == "status":
+                _record_status(conn, index, address, message.payload)
+                return []
+            batch = _decode_readings(address, message.payload)
+        except WireError as err:
+            return [DeadLetter(message.topic, message.payload, str(err))]
+        if batch.gateway != address.gateway:
+            reason = f"gateway {batch.gateway!r} in the payload differs from the topic's {address.gateway!r}"
+            return [DeadLetter(message.topic, message.payload, reason)]
+        gateway_id = index.gateways.get((address.enterprise, address.gateway))
+        if gateway_id is None:
+            reason = f"unknown gateway {address.enterprise}/{address.gateway}"
+            return [DeadLetter(message.topic, message.payload, reason)]
+        if not batch.replay:
+            _record_sequence(conn, gateway_id, batch.seq)
+        return self._split(index, address.enterprise, message.topic, batch, columns)
+
+    def _split(self, index: TagIndex, enterprise: str, topic: str, batch: wire.ReadingBatch,
+               columns: _Columns) -> list[DeadLetter]:  # fmt: skip
+        now = self._clock.now_ms()
+        oldest = now - int(self._limits.max_age_days * DAY_MS)
+        newest = now + int(self._limits.max_future_s * 1000)
+        rejected: dict[str, list[int]] = {}
+        for i, (code, ts, value, quality) in enumerate(
+            zip(batch.tags, batch.ts_ms, batch.values, batch.quality, strict=True)
+        ):
+            engine_index = index.by_code.get((enterprise, code))
+            if engine_index is None:
+                rejected.setdefault(f"unknown tag {enterprise}/{code}", []).append(i)
+            elif ts > newest:
+                rejected.setdefault("timestamp in the future (gateway clock skew)", []).append(i)
+            elif ts < oldest:
+                rejected.setdefault("timestamp older than raw retention", []).append(i)
+            elif quality in VALUED_QUALITIES and not wire.is_finite(value):
+                rejected.setdefault("value is not a finite number", []).append(i)
+            else:
+                columns.idx.append(engine_index)
+                columns.ts.append(ts)
+                columns.values.append(value if value is not None else float("nan"))
+                columns.quality.append(quality)
+        letters = []
+        for reason, rows in rejected.items():
+            payload = deadletters.readings_payload(
+                [batch.tags[i] for i in rows],
+                [batch.ts_ms[i] for i in rows],
+                [batch.values[i] for i in rows],
+                [batch.quality[i] for i in rows],
+            )
+            letters.append(DeadLetter(topic, payload, f"{reason} ({len(rows)} readings)"))
+        return letters
+
+    def _ensure_partitions(self, conn: Conn, first_ms: int, last_ms: int) -> None:
+        first = datetime.fromtimestamp(first_ms / 1000, tz=UTC).date()
+        last = datetime.fromtimestamp(last_ms / 1000, tz=UTC).date()
+        if first in self._partition_days and last in self._partition_days:
+            return
+        conn.execute("SELECT hw_ensure_partitions(%s, %s)", (first, last))
+        day = first
+        while day <= last:
+            self._partition_days.add(day)
+            day = date.fromordinal(day.toordinal() + 1)
+
+
+def _write_readings(conn: Conn, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
+                    quality: np.ndarray) -> int:  # fmt: skip
+    """Binary COPY into a staging table, then an idempotent insert and the latest values."""
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS readings_in (ts timestamptz, tag_id integer,"
+        " value double precision, quality smallint) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor() as cur:
+        with cur.copy("COPY readings_in (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(readings_copy_buffer(ts, tag_ids, values, quality))
+        written = cur.execute(
+            "INSERT INTO readings (ts, tag_id, value, quality) SELECT ts, tag_id, value, quality"
+            " FROM readings_in ON CONFLICT DO NOTHING"
+        ).rowcount
+        cur.execute(
+            "INSERT INTO readings_latest (tag_id, ts, value, quality)"
+            " SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM readings_in"
+            " ORDER BY tag_id, ts DESC"
+            " ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value,"
+            " quality = EXCLUDED.quality, received_at = now() WHERE readings_latest.ts < EXCLUDED.ts"
+        )
+    return written
+
+
+def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.ReadingBatch:
+    if address.kind != "readings":
+        raise WireError(f"ingest does not take {address.kind!r} messages")
+    return wire.decode(payload)
+
+
+def _record_sequence(conn: Conn, gateway_id: int, seq: int) -> None:
+    """Count the batches a gateway numbered but never delivered (live data only)."""
+    conn.execute(
+        "UPDATE gateways SET seq_gaps = seq_gaps + CASE WHEN last_seq IS NOT NULL AND %(s)s > last_seq + 1"
+        " THEN %(s)s - last_seq - 1 ELSE 0 END, last_seq = greatest(coalesce(last_seq, %(s)s), %(s)s),"
+        " last_seen_at = now() WHERE id = %(g)s",
+        {"s": seq, "g": gateway_id},
+    )
+
+
+def _record_status(conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes) -> None:
+    gateway_id = index.gateways.get((address.enterprise, address.gateway))
+    if gateway_id is None:
+        raise WireError(f"status of unknown gateway {address.enterprise}/{address.gateway}")
+    try:
+        status = json.loads(payload).get("status")
+    except (ValueError, AttributeError) as err:
+        raise WireError(f"malformed status payload: {err}") from err
+    if status not in ("online", "offline"):
+        raise WireError(f"unknown gateway status {status!r}")
+    conn.execute("UPDATE gateways SET status = %s, status_at = now() WHERE id = %s", (status, gateway_id))
+
+
+def _carry_state(old: RuleEngine, new: RuleEngine) -> None:
+    """Keep each tag's condition state across a reload of the ledger."""
+    for i, tag_id in enumerate(old.config.tag_id):
+        j = new.index_of(int(tag_id))
+        if j is None:
+            continue
+        new.state.high[j] = old.state.high[i]
+        new.state.low[j] = old.state.low[i]
+        new.state.fault[j] = old.state.fault[i]
+        new.state.last_ts[j] = old.state.last_ts[i]

@@ -1,0 +1,63 @@
+"""Tag codes → ids and the rule configuration, loaded from the ledger tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from rules.engine import TagConfig
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+_QUERY = """
+SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
+       t.in_service, g.id, g.code, t.updated_at
+FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
+ORDER BY t.id
+"""
+
+
+def _float(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+@dataclass(frozen=True, slots=True)
+class TagIndex:
+    """Engine index by (enterprise code, tag code); gateway ids by (enterprise, gateway code)."""
+
+    by_code: dict[tuple[str, str], int]
+    gateways: dict[tuple[str, str], int]
+    config: TagConfig
+    version: str
+
+    @classmethod
+    def load(cls, conn: Conn) -> TagIndex:
+        rows = conn.execute(_QUERY).fetchall()
+        by_code = {(str(r[1]), str(r[2])): i for i, r in enumerate(rows)}
+        gateway_rows = conn.execute(
+            "SELECT e.code, g.code, g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id"
+        ).fetchall()
+        version_row = conn.execute("SELECT max(updated_at)::text, count(*) FROM tags").fetchone()
+        config = TagConfig(
+            tag_id=np.array([r[0] for r in rows], dtype=np.int64),
+            ll=np.array([_float(r[3]) for r in rows], dtype=np.float64),
+            l=np.array([_float(r[4]) for r in rows], dtype=np.float64),
+            h=np.array([_float(r[5]) for r in rows], dtype=np.float64),
+            hh=np.array([_float(r[6]) for r in rows], dtype=np.float64),
+            deadband=np.array([_float(r[7]) for r in rows], dtype=np.float64),
+            range_low=np.array([_float(r[8]) for r in rows], dtype=np.float64),
+            range_high=np.array([_float(r[9]) for r in rows], dtype=np.float64),
+            in_service=np.array([bool(r[10]) for r in rows], dtype=bool),
+        )
+        return cls(
+            by_code=by_code,
+            gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
+            config=config,
+            version=str(version_row),
+        )
+
+    @staticmethod
+    def current_version(conn: Conn) -> str:
+        return str(conn.execute("SELECT max(updated_at)::text, count(*) FROM tags").fetchone())

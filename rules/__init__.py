@@ -1,0 +1,1 @@
+"""The vectorized rule engine: pure functions and state arrays, no I/O."""

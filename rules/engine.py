@@ -1,0 +1,168 @@
+"""The rule engine: per-tag configuration and state arrays, evaluated one batch at a time.
+
+Time comes from the data. Readings are evaluated in source-time order per tag; a reading
+no newer than the last one evaluated for its tag (a replay of stored data, or late data) is
+not evaluated, so a replay neither raises a stale condition again nor clears a live one; of
+several readings of one tag with the same time, the first received counts (as in storage).
+Tags out of service are not evaluated (their alarms are suppressed by design).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from hazardwatch.quality import VALUED_QUALITIES
+from rules.limits import group_starts, high_levels, low_levels, previous_in_group
+from rules.types import Condition, Transition
+
+# A transmitter reading beyond its range by more than NAMUR NE 43's measuring band
+# (3.8–20.5 mA, i.e. -1.25 % … +103.125 % of span) is an instrument fault.
+UNDER_RANGE_SHARE = 0.0125
+OVER_RANGE_SHARE = 0.03125
+
+# GOOD (0) and UNCERTAIN (1) are the qualities that carry a value.
+_MAX_VALUED = max(VALUED_QUALITIES)
+assert set(range(_MAX_VALUED + 1)) == VALUED_QUALITIES  # noqa: S101 - the codes stay contiguous
+
+
+@dataclass(frozen=True, slots=True)
+class TagConfig:
+    """Per-tag rule settings as arrays, all indexed by the tag's engine index."""
+
+    tag_id: npt.NDArray[np.int64]
+    ll: npt.NDArray[np.float64]
+    l: npt.NDArray[np.float64]  # noqa: E741 - the industry's name
+    h: npt.NDArray[np.float64]
+    hh: npt.NDArray[np.float64]
+    deadband: npt.NDArray[np.float64]
+    range_low: npt.NDArray[np.float64]
+    range_high: npt.NDArray[np.float64]
+    in_service: npt.NDArray[np.bool_]
+
+    @property
+    def size(self) -> int:
+        return int(self.tag_id.size)
+
+
+@dataclass(slots=True)
+class EngineState:
+    high: npt.NDArray[np.int8]
+    low: npt.NDArray[np.int8]
+    fault: npt.NDArray[np.int8]
+    last_ts: npt.NDArray[np.int64]
+
+    @classmethod
+    def empty(cls, n: int) -> EngineState:
+        return cls(
+            high=np.zeros(n, np.int8),
+            low=np.zeros(n, np.int8),
+            fault=np.zeros(n, np.int8),
+            last_ts=np.full(n, np.iinfo(np.int64).min, np.int64),
+        )
+
+    def copy(self) -> EngineState:
+        return EngineState(self.high.copy(), self.low.copy(), self.fault.copy(), self.last_ts.copy())
+
+
+class RuleEngine:
+    def __init__(self, config: TagConfig) -> None:
+        self.config = config
+        self.state = EngineState.empty(config.size)
+        self._index_of = {int(t): i for i, t in enumerate(config.tag_id)}
+
+    def index_of(self, tag_id: int) -> int | None:
+        return self._index_of.get(tag_id)
+
+    def seed(self, tag_id: int, condition: Condition, level: int) -> None:
+        """Restore an active condition (from the open alarms) after a restart."""
+        i = self._index_of.get(tag_id)
+        if i is None:
+            return
+        {Condition.HIGH: self.state.high, Condition.LOW: self.state.low, Condition.FAULT: self.state.fault}[
+            condition
+        ][i] = level
+
+    def evaluate(
+        self,
+        idx: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        quality: npt.NDArray[np.int16],
+    ) -> list[Transition]:
+        """Evaluate one batch (any order, any mix of tags); returns transitions in time order."""
+        cfg, st = self.config, self.state
+        order = np.lexsort((ts, idx))
+        idx, ts, values, quality = idx[order], ts[order], values[order], quality[order]
+        keep = cfg.in_service[idx] & (ts > st.last_ts[idx])
+        keep[1:] &= (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])  # one reading per (tag, time): the first
+        idx, ts, values, quality = idx[keep], ts[keep], values[keep], quality[keep]
+        if idx.size == 0:
+            return []
+        starts = group_starts(idx)
+        valued = (quality <= _MAX_VALUED) & np.isfinite(values)
+        span = cfg.range_high[idx] - cfg.range_low[idx]
+        with np.errstate(invalid="ignore"):
+            in_range = (values >= cfg.range_low[idx] - UNDER_RANGE_SHARE * span) & (
+                values <= cfg.range_high[idx] + OVER_RANGE_SHARE * span
+            )
+        valid = valued & in_range
+        fault = (~valid).astype(np.int8)
+        high = high_levels(values, valid, cfg.h, cfg.hh, cfg.deadband, st.high, starts, idx)
+        low = low_levels(values, valid, cfg.l, cfg.ll, cfg.deadband, st.low, starts, idx)
+
+        transitions: list[Transition] = []
+        for condition, levels, seed in (
+            (Condition.HIGH, high, st.high),
+            (Condition.LOW, low, st.low),
+            (Condition.FAULT, fault, st.fault),
+        ):
+            changed = np.flatnonzero(levels != previous_in_group(levels, seed, starts, idx))
+            if changed.size:
+                transitions += self._transitions(
+                    condition, idx[changed], levels[changed], ts[changed], values[changed]
+                )
+        last = np.append(starts[1:] != starts[:-1], True)
+        st.high[idx[last]] = high[last]
+        st.low[idx[last]] = low[last]
+        st.fault[idx[last]] = fault[last]
+        st.last_ts[idx[last]] = ts[last]
+        transitions.sort(key=lambda t: t.ts_ms)
+        return transitions
+
+    def _transitions(
+        self,
+        condition: Condition,
+        idx: npt.NDArray[np.int64],
+        levels: npt.NDArray[np.int8],
+        ts: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+    ) -> list[Transition]:
+        """Transition objects for the changed readings, with the limit each level refers to."""
+        cfg = self.config
+        if condition == Condition.HIGH:
+            limits = np.where(levels == 2, cfg.hh[idx], np.where(levels == 1, cfg.h[idx], np.nan))
+        elif condition == Condition.LOW:
+            limits = np.where(levels == 2, cfg.ll[idx], np.where(levels == 1, cfg.l[idx], np.nan))
+        else:
+            limits = np.full(idx.size, np.nan)
+        return [
+            Transition(
+                tag_id,
+                condition,
+                level,
+                ts_ms,
+                None if value != value else value,
+                None if limit != limit else limit,
+            )
+            for tag_id, level, ts_ms, value, limit in zip(
+                cfg.tag_id[idx].tolist(),
+                levels.tolist(),
+                ts.tolist(),
+                np.where(np.isfinite(values), values, np.nan).tolist(),
+                limits.tolist(),
+                strict=True,
+            )
+        ]

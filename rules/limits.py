@@ -1,0 +1,69 @@
+"""Limit conditions with deadband over a whole batch, without a Python loop per reading.
+
+Each limit is a hysteresis latch: it sets when the value reaches the limit and resets only
+when the value has moved back past the limit by the deadband. Within a batch a latch's
+state at each reading is the last set/reset event at or before it in the same tag's
+time-ordered readings, or the tag's state before the batch when there was none: a forward
+fill, computed with ``np.maximum.accumulate`` over event positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+
+def group_starts(idx: Ints) -> Ints:
+    """For each position of a tag-sorted batch, the position where its tag's run starts."""
+    n = idx.size
+    boundary = np.ones(n, dtype=bool)
+    boundary[1:] = idx[1:] != idx[:-1]
+    starts = np.where(boundary, np.arange(n), 0)
+    return np.maximum.accumulate(starts) if n else starts
+
+
+def latch(set_: Bools, reset: Bools, seed: Bools, starts: Ints, idx: Ints) -> Bools:
+    """The latch state after each reading (set wins over reset in the same reading)."""
+    n = set_.size
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    defined = set_ | reset
+    pos = np.where(defined, np.arange(n), -1)
+    last = np.maximum.accumulate(pos)
+    inside = last >= starts
+    return np.where(inside, set_[np.maximum(last, 0)], seed[idx])
+
+
+def previous_in_group(current: npt.NDArray[np.int8], seed: npt.NDArray[np.int8], starts: Ints, idx: Ints
+                      ) -> npt.NDArray[np.int8]:  # fmt: skip
+    """Each reading's level before it: the previous reading's, or the seed at a run start."""
+    prev = np.empty_like(current)
+    if current.size == 0:
+        return prev
+    prev[1:] = current[:-1]
+    first = starts == np.arange(current.size)
+    prev[first] = seed[idx[first]]
+    return prev
+
+
+def high_levels(values: Floats, valid: Bools, h: Floats, hh: Floats, deadband: Floats,
+                seed: npt.NDArray[np.int8], starts: Ints, idx: Ints) -> npt.NDArray[np.int8]:  # fmt: skip
+    """0 normal, 1 at or above H, 2 at or above HH, with deadband; invalid readings hold."""
+    with np.errstate(invalid="ignore"):
+        h_set = valid & (values >= h[idx])
+        h_reset = valid & (values < h[idx] - deadband[idx])
+        hh_set = valid & (values >= hh[idx])
+        hh_reset = valid & (values < hh[idx] - deadband[idx])
+    h_on = latch(h_set, h_reset & ~h_set, seed >= 1, starts, idx)
+    hh_on = latch(hh_set, hh_reset & ~hh_set, seed >= 2, starts, idx)
+    return np.where(hh_on, 2, np.where(h_on, 1, 0)).astype(np.int8)
+
+
+def low_levels(values: Floats, valid: Bools, low: Floats, lowlow: Floats, deadband: Floats,
+               seed: npt.NDArray[np.int8], starts: Ints, idx: Ints) -> npt.NDArray[np.int8]:  # fmt: skip
+    """0 normal, 1 at or below L, 2 at or below LL; the mirror image of high_levels."""
+    return high_levels(-values, valid, -low, -lowlow, deadband, seed, starts, idx)

@@ -1,0 +1,108 @@
+"""Helpers shared by tests: free ports, private brokers and databases, the sample plant."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from hazardwatch.ledger import Plant, load_plant
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DEVICES = ROOT / "devices.yaml"
+ADMIN_DSN = os.environ.get("HW_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s")
+
+
+def sample_plant_doc() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(SAMPLE_DEVICES.read_text(encoding="utf-8"))
+    return doc
+
+
+def plant_doc_on_ports(modbus_port: int, opcua_port: int) -> dict[str, Any]:
+    """The sample plant with its simulated devices moved to the given ports."""
+    doc = sample_plant_doc()
+    for enterprise in doc["enterprises"]:
+        for gateway in enterprise["gateways"]:
+            for device in gateway["devices"]:
+                if device["protocol"] == "modbus_tcp":
+                    device["port"] = modbus_port
+                else:
+                    device["endpoint"] = f"opc.tcp://127.0.0.1:{opcua_port}/hazardwatch/"
+    return doc
+
+
+def write_plant(doc: dict[str, Any], directory: Path) -> Path:
+    path = directory / "devices.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def plant_on_ports(modbus_port: int, opcua_port: int) -> Plant:
+    with tempfile.TemporaryDirectory() as tmp:
+        return load_plant(write_plant(plant_doc_on_ports(modbus_port, opcua_port), Path(tmp)))
+
+
+@contextmanager
+def private_mosquitto() -> Iterator[int]:
+    """A Mosquitto broker of the test's own on a free port; yields the port."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_inflight_messages 100\nmax_queued_messages 100000\n",
+            encoding="utf-8",
+        )
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_port(port)
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@contextmanager
+def private_database() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL, dropped afterwards; yields its URL."""
+    name = f"hw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,202 @@
+"""End to end, every part a real process: simulators → agent → MQTT → ingest → alarms.
+
+The broker and the database are private to the test; the simulated devices, the simulator
+control endpoint and the dashboard listen on free ports.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import psycopg
+import pytest
+
+from tests.support import free_port, plant_doc_on_ports, wait_for_port, write_plant
+
+pytestmark = pytest.mark.e2e
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def hw(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "hazardwatch", *args]
+
+    def start(self, name: str, *args: str) -> None:
+        log = (self.logs / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(
+            self.hw(*args), env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.hw(*args), env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    def alive(self, name: str) -> bool:
+        return self.procs[name].poll() is None
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> dict[str, int]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        return {name: proc.wait(timeout=20) for name, proc in self.procs.items()}
+
+
+@pytest.fixture
+def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
+    devices = write_plant(plant_doc_on_ports(free_port(), free_port()), tmp_path)
+    env = dict(os.environ)
+    env.update(
+        HW_DATABASE_URL=database_url,
+        HW_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}",
+        HW_DEVICES=str(devices),
+        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
+        HW_VAR_DIR=str(tmp_path / "var"),
+        PYTHONUNBUFFERED="1",
+    )
+    s = Stack(env, tmp_path)
+    migrated = s.run("migrate", "--sync")
+    assert migrated.returncode == 0, migrated.stderr
+    s.start("simulate", "simulate")
+    wait_for_port(int(env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
+    s.start("ingest", "ingest", "--no-sync")
+    s.start("agent", "agent")
+    try:
+        yield s
+    finally:
+        codes = s.stop()
+        for name in s.procs:
+            print(f"----- {name} (exit {codes[name]}) -----\n{s.log(name)[-3000:]}")
+
+
+def _rows(url: str, query: str, *params: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query.encode(), params).fetchall()
+
+
+def test_overfill_raises_one_alarm_and_clears_it(stack: Stack, database_url: str) -> None:
+    # every tag of both enterprises reports, over Modbus and OPC-UA
+    eventually(
+        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
+    )
+    scenario = stack.run("simulate", "--scenario", "overfill", "--tag", "LT101", "--enterprise", "E330110001")
+    assert scenario.returncode == 0, scenario.stderr
+
+    alarm_query = (
+        "SELECT a.id, a.level, a.priority, a.state, e.code, hs.code FROM alarms a"
+        " JOIN tags t ON t.id = a.tag_id JOIN enterprises e ON e.id = a.enterprise_id"
+        " JOIN hazard_sources hs ON hs.id = a.hazard_source_id"
+        " WHERE t.code = 'LT101' AND a.condition = 'HIGH'"
+    )
+    raised = eventually(
+        lambda: [r for r in _rows(database_url, alarm_query) if r[1] == 2], 60, "the HH alarm of LT101"
+    )
+    alarm_id, _, priority, _, enterprise, source = raised[0]
+    assert (priority, enterprise, source) == (1, "E330110001", "HS330110001-01")
+
+    cleared = eventually(
+        lambda: [r for r in _rows(database_url, alarm_query) if r[3] == "RTN_UNACK"],
+        90,
+        "the return to normal",
+    )
+    assert len(cleared) == 1
+    actions = [
+        r[0]
+        for r in _rows(
+            database_url, "SELECT action FROM alarm_journal WHERE alarm_id = %s ORDER BY id", alarm_id
+        )
+    ]
+    assert actions[0] == "raise"
+    assert actions.count("raise") == 1
+    assert "escalate" in actions
+    assert actions[-1] == "clear"
+    assert len(_rows(database_url, alarm_query)) == 1  # raised once, one alarm row
+    # the value was back below H minus the deadband (85 - 2) when it cleared
+    clear_value = _rows(
+        database_url, "SELECT value FROM alarm_journal WHERE alarm_id = %s AND action = 'clear'", alarm_id
+    )[0][0]
+    assert isinstance(clear_value, float)
+    assert clear_value < 83.0
+
+
+def test_garbage_is_dead_lettered_and_ingest_keeps_running(
+    stack: Stack, database_url: str, mqtt_port: int
+) -> None:
+    eventually(lambda: _rows(database_url, "SELECT count(*) FROM readings")[0][0] != 0, 60, "first readings")
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-p",
+            str(mqtt_port),
+            "-q",
+            "1",
+            "-t",
+            "hw/v1/E330110001/gw01/readings",
+            "-m",
+            "garbage",
+        ],
+        check=True,
+        timeout=10,
+    )
+    letters = eventually(
+        lambda: _rows(database_url, "SELECT topic, reason FROM dead_letters"), 30, "the dead letter"
+    )
+    assert letters[0][0] == "hw/v1/E330110001/gw01/readings"
+    assert "malformed" in str(letters[0][1])
+    before = _rows(database_url, "SELECT count(*) FROM readings")[0][0]
+    assert isinstance(before, int)
+    eventually(
+        lambda: int(str(_rows(database_url, "SELECT count(*) FROM readings")[0][0])) > before,
+        30,
+        "more readings",
+    )
+    assert stack.alive("ingest")
+    listing = stack.run("deadletters")
+    assert listing.returncode == 0
+    assert "malformed" in listing.stdout
+
+
+def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_url: str) -> None:
+    """OPC-UA BadSensorFailure → BAD quality → a FAULT alarm, cleared when the transmitter recovers."""
+    eventually(
+        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
+    )
+    started = stack.run(
+        "simulate", "--scenario", "sensor-fault", "--enterprise", "E330281002", "--tag", "PT301"
+    )
+    assert started.returncode == 0, started.stderr
+    query = (
+        "SELECT a.state, a.priority FROM alarms a JOIN tags t ON t.id = a.tag_id"
+        " WHERE t.code = 'PT301' AND a.condition = 'FAULT'"
+    )
+    raised = eventually(lambda: _rows(database_url, query), 30, "the instrument-fault alarm")
+    assert raised[0] == ("UNACK", 3)
+    eventually(lambda: _rows(database_url, query)[0][0] == "RTN_UNACK", 60, "the transmitter's recovery")
+    high = _rows(
+        database_url, "SELECT count(*) FROM alarms a JOIN tags t ON t.id = a.tag_id WHERE t.code = 'PT301'"
+    )
+    assert high == [(1,)]  # a dead sensor raises a fault, never a process alarm

@@ -1,0 +1,122 @@
+"""The devices file schema, its line-numbered errors and GB 18218 grading."""
+
+from __future__ import annotations
+
+import pytest
+
+from hazardwatch.errors import ConfigError
+from hazardwatch.ledger import Plant, load_plant_text
+from hazardwatch.ledger.grading import Holding, alpha_for, grade_hazard_source
+from hazardwatch.ledger.models import credit_code_check_char
+from tests.support import SAMPLE_DEVICES
+
+
+def test_worked_example_of_domain_brief_is_grade_three() -> None:
+    result = grade_hazard_source([Holding(120, 50, 1.5), Holding(30, 10, 2)], people_within_500m=60)
+    assert result.s == pytest.approx(5.4)
+    assert result.r == pytest.approx(14.4)
+    assert result.is_major
+    assert result.grade_name == "三级"
+
+
+@pytest.mark.parametrize(
+    ("people", "alpha"),
+    [(0, 0.5), (1, 1.0), (29, 1.0), (30, 1.2), (49, 1.2), (50, 1.5), (99, 1.5), (100, 2.0)],
+)
+def test_alpha_by_people_within_500m(people: int, alpha: float) -> None:
+    assert alpha_for(people) == alpha
+
+
+@pytest.mark.parametrize(("r", "grade"), [(100, 1), (99.9, 2), (50, 2), (49.9, 3), (10, 3), (9.99, 4)])
+def test_grade_boundaries(r: float, grade: int) -> None:
+    # one holding with q/Q = r, β = 1, α = 1
+    assert grade_hazard_source([Holding(r, 1, 1)], people_within_500m=10).grade == grade
+
+
+def test_sample_plant_grades(sample_plant: Plant) -> None:
+    grades = {h.code: h.grade().grade_name for e in sample_plant.enterprises for h in e.hazard_sources}
+    assert grades == {
+        "HS330110001-01": "三级",
+        "HS330110001-02": "四级",
+        "HS330281002-01": "二级",
+        "HS330281002-02": "四级",
+    }
+    assert sum(1 for _ in sample_plant.iter_tags()) >= 40
+    assert {e.division for e in sample_plant.enterprises} == {"330110", "330281"}
+
+
+def test_credit_code_check_character() -> None:
+    # 91350100M000100Y43 is a published example code of GB 32100.
+    assert credit_code_check_char("91350100M000100Y4") == "3"
+
+
+def _broken(old: str, new: str) -> str:
+    text = SAMPLE_DEVICES.read_text(encoding="utf-8")
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_unknown_field_is_reported_with_its_line() -> None:
+    text = _broken("address: 浙江省杭州市余杭区临港路 18 号", "adress: typo")
+    with pytest.raises(ConfigError) as info:
+        load_plant_text(text, "devices.yaml")
+    assert f"devices.yaml:{_line_of(text, 'adress: typo')}:" in str(info.value)
+    assert "adress" in str(info.value)
+
+
+def test_unordered_limits_are_an_error_at_the_tag_line() -> None:
+    text = _broken("{ll: 10, l: 15, h: 85, hh: 90}", "{ll: 10, l: 15, h: 95, hh: 90}")
+    with pytest.raises(ConfigError, match=r"H \(95.0\) must be below HH \(90.0\)") as info:
+        load_plant_text(text, "devices.yaml")
+    assert f"devices.yaml:{_line_of(text, 'h: 95, hh: 90')}:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "modbus: {device: plc-lpg, address: 2, datatype: float32}",
+            "modbus: {device: plc-lpg, address: 1, datatype: float32}",
+            "already used by LT101",
+        ),
+        ("{code: PT101,", "{code: LT101,", "duplicate tag code 'LT101'"),
+        ("credit_code: 91330110MA2H3K7L01", "credit_code: 91330110MA2H3K7L02", "GB 32100 expects 1"),
+        (
+            "device: plc-nh3, address: 0, datatype: float32",
+            "device: plc-xyz, address: 0, datatype: float32",
+            "no device 'plc-xyz'",
+        ),
+        ('division: "330110"', 'division: "33011"', "String should match pattern"),
+        (
+            "{name: 液化石油气, max_quantity_t: 120}",
+            "{name: 未知物质, max_quantity_t: 120}",
+            "not in the GB 18218",
+        ),
+        (
+            '- {code: LT101, name: 1#球罐液位, kind: level, unit: "%", range: [0, 100]',
+            '- {code: LT101, name: 1#球罐液位, kind: level, unit: "%", range: [100, 0]',
+            "finite and increasing",
+        ),
+    ],
+)
+def test_invalid_ledgers_are_rejected(old: str, new: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"devices.yaml:[0-9]+:") as info:
+        load_plant_text(_broken(old, new), "devices.yaml")
+    assert message in str(info.value)
+
+
+def test_cross_reference_errors_point_at_the_tag() -> None:
+    text = _broken("{code: PT101,", "{code: LT101,")
+    with pytest.raises(ConfigError) as info:
+        load_plant_text(text, "devices.yaml")
+    second = [i for i, line in enumerate(text.splitlines(), 1) if "{code: LT101," in line][-1]
+    assert f"devices.yaml:{second}:" in str(info.value)
+
+
+def test_broken_yaml_reports_its_line() -> None:
+    with pytest.raises(ConfigError, match=r"devices.yaml:4: not valid YAML"):
+        load_plant_text("version: 1\nenterprises:\n  - {code: [\n", "devices.yaml")

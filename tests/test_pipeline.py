@@ -1,0 +1,148 @@
+"""Ingest pipeline against a real PostgreSQL: readings, idempotence, dead letters, alarms."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import msgpack
+import psycopg
+import pytest
+
+from hazardwatch import wire
+from hazardwatch.clock import FakeClock
+from hazardwatch.ledger import Plant
+from hazardwatch.quality import Quality
+from ingest.ledger_sync import sync_ledger
+from ingest.migrate import migrate
+from ingest.pipeline import Limits, Message, Pipeline
+
+TOPIC = wire.readings_topic("E330110001", "gw01")
+
+
+@pytest.fixture
+def pipeline(database_url: str, sample_plant: Plant) -> Iterator[Pipeline]:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        sync_ledger(conn, sample_plant)
+    p = Pipeline(database_url)
+    yield p
+    p.close()
+
+
+def batch_message(seq: int, readings: list[tuple[str, int, float | None, Quality]]) -> Message:
+    batch = wire.ReadingBatch(gateway="gw01", seq=seq, sent_ms=int(time.time() * 1000))
+    for tag, ts, value, quality in readings:
+        batch.append(tag, ts, value, quality)
+    return Message(TOPIC, wire.encode(batch))
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql.encode()).fetchall()
+
+
+def test_readings_are_written_once_and_latest_kept(pipeline: Pipeline, database_url: str) -> None:
+    now = int(time.time() * 1000)
+    message = batch_message(1, [("LT101", now, 50.0, Quality.GOOD), ("PT101", now, 1.0, Quality.GOOD)])
+    assert pipeline.process([message]).readings == 2
+    assert pipeline.process([message]).readings == 0  # a redelivered message adds nothing
+    rows = query(database_url, "SELECT count(*) FROM readings")
+    assert rows == [(2,)]
+    latest = query(
+        database_url, "SELECT t.code, l.value FROM readings_latest l JOIN tags t ON t.id = l.tag_id"
+    )
+    assert sorted(latest) == [("LT101", 50.0), ("PT101", 1.0)]
+
+
+def test_bad_payloads_go_to_dead_letters(pipeline: Pipeline, database_url: str) -> None:
+    now = int(time.time() * 1000)
+    good = batch_message(1, [("LT101", now, 50.0, Quality.GOOD)])
+    mixed = batch_message(
+        2,
+        [
+            ("NOPE9", now, 1.0, Quality.GOOD),
+            ("LT102", now, float("nan"), Quality.GOOD),
+            ("LT103", now + 3_600_000, 1.0, Quality.GOOD),
+            ("PT102", now, None, Quality.BAD_COMM),
+        ],
+    )
+    wrong_version = Message(TOPIC, msgpack.packb({"v": 99, "gw": "gw01"}))
+    json_ok = Message(
+        TOPIC,
+        json.dumps({"v": 1, "gw": "gw01", "seq": 3, "sent": now, "tags": ["TT101"], "ts": [now],
+                    "val": [20.5], "q": [0]}).encode(),
+    )  # fmt: skip
+    result = pipeline.process([Message(TOPIC, b"\xc1garbage"), good, mixed, wrong_version, json_ok])
+    assert result.readings == 3  # LT101, PT102 (bad comm, no value), TT101
+    reasons = [str(r[0]) for r in query(database_url, "SELECT reason FROM dead_letters ORDER BY id")]
+    assert any("malformed msgpack" in r for r in reasons)
+    assert any("unknown tag E330110001/NOPE9" in r for r in reasons)
+    assert any("not a finite number" in r for r in reasons)
+    assert any("future" in r for r in reasons)
+    assert any("unknown wire version 99" in r for r in reasons)
+    stored = query(
+        database_url, "SELECT t.code, r.value, r.quality FROM readings r JOIN tags t ON t.id = r.tag_id"
+    )
+    assert ("PT102", None, int(Quality.BAD_COMM)) in stored
+
+
+def test_overfill_raises_escalates_and_returns(pipeline: Pipeline, database_url: str) -> None:
+    t = int(time.time() * 1000) - 60_000
+    levels = [50.0, 86.0, 91.0, 89.0, 86.0, 82.0]  # H 85, HH 90, deadband 2 % of span
+    for i, level in enumerate(levels):
+        pipeline.process([batch_message(i + 1, [("LT101", t + i * 1000, level, Quality.GOOD)])])
+    journal = query(
+        database_url,
+        "SELECT j.action, j.to_state, j.level FROM alarm_journal j ORDER BY j.id",
+    )
+    assert journal == [
+        ("raise", "UNACK", 1),
+        ("escalate", "UNACK", 2),
+        ("deescalate", "UNACK", 1),  # 86 < 90 - 2 leaves HH, still above H
+        ("clear", "RTN_UNACK", 1),  # 82 < 85 - 2
+    ]
+    alarms = query(database_url, "SELECT condition, state, active, priority FROM alarms")
+    assert alarms == [("HIGH", "RTN_UNACK", False, 1)]
+
+
+def test_sequence_gaps_are_counted(pipeline: Pipeline, database_url: str) -> None:
+    now = int(time.time() * 1000)
+    for seq in (1, 2, 5):
+        pipeline.process([batch_message(seq, [("LT101", now + seq, 50.0, Quality.GOOD)])])
+    assert query(database_url, "SELECT last_seq, seq_gaps FROM gateways g JOIN enterprises e"
+                 " ON e.id = g.enterprise_id WHERE e.code = 'E330110001'") == [(5, 2)]  # fmt: skip
+
+
+def test_restart_raises_no_duplicate_alarm(pipeline: Pipeline, database_url: str) -> None:
+    t = int(time.time() * 1000) - 10_000
+    pipeline.process([batch_message(1, [("LT101", t, 95.0, Quality.GOOD)])])
+    fresh = Pipeline(database_url)
+    try:
+        fresh.process([batch_message(2, [("LT101", t + 1000, 96.0, Quality.GOOD)])])
+    finally:
+        fresh.close()
+    assert query(database_url, "SELECT count(*) FROM alarm_journal") == [(1,)]
+
+
+def test_time_window_follows_the_injected_clock(database_url: str, sample_plant: Plant) -> None:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        sync_ledger(conn, sample_plant)
+    clock = FakeClock(int(time.time() * 1000))
+    now = clock.now_ms()
+    p = Pipeline(database_url, limits=Limits(max_age_days=30, max_future_s=300), clock=clock)
+    try:
+        stale = batch_message(1, [("LT101", now - 31 * 86_400_000, 50.0, Quality.GOOD)])
+        ahead = batch_message(2, [("LT101", now + 600_000, 50.0, Quality.GOOD)])
+        assert p.process([stale, ahead]).readings == 0
+        clock.advance(600)  # ten minutes later the reading from the future is on time
+        assert p.process([ahead]).readings == 1
+    finally:
+        p.close()
+    reasons = sorted(str(r[0]) for r in query(database_url, "SELECT reason FROM dead_letters"))
+    assert reasons == [
+        "timestamp in the future (gateway clock skew) (1 readings)",
+        "timestamp older than raw retention (1 readings)",
+    ]

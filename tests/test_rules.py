@@ -1,0 +1,77 @@
+"""The vectorized limit engine against a plain per-reading reference, on random streams."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rules.engine import RuleEngine, TagConfig
+from rules.types import Condition
+from tests.reference_rules import Reference
+
+LIMITS = [  # ll, l, h, hh, deadband, range
+    (10.0, 15.0, 85.0, 90.0, 2.0, (0.0, 100.0)),
+    (math.nan, 0.2, 1.6, 1.77, 0.05, (0.0, 2.5)),
+    (math.nan, math.nan, 25.0, 50.0, 1.0, (0.0, 100.0)),
+]
+
+
+def config(in_service: list[bool] | None = None) -> TagConfig:
+    n = len(LIMITS)
+    col = list(zip(*LIMITS, strict=True))
+    return TagConfig(
+        tag_id=np.arange(100, 100 + n, dtype=np.int64),
+        ll=np.array(col[0]), l=np.array(col[1]), h=np.array(col[2]), hh=np.array(col[3]),
+        deadband=np.array(col[4]),
+        range_low=np.array([r[0] for r in col[5]]), range_high=np.array([r[1] for r in col[5]]),
+        in_service=np.array(in_service or [True] * n),
+    )  # fmt: skip
+
+
+reading = st.tuples(
+    st.integers(0, len(LIMITS) - 1),
+    st.integers(0, 40),
+    st.one_of(st.floats(-10, 110), st.just(math.nan), st.sampled_from([84.0, 85.0, 83.0, 89.99, 90.0, 88.0])),
+    st.sampled_from([0, 0, 0, 0, 1, 2, 3]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(reading, max_size=30), max_size=6))
+def test_vectorized_engine_matches_reference(batches: list[list[tuple[int, int, float, int]]]) -> None:
+    engine, ref = RuleEngine(config()), Reference(config())
+    for batch in batches:
+        expected = []
+        for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
+            expected += ref.step(i, ts, value, q)
+        arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
+        got = engine.evaluate(
+            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
+        )
+        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+
+
+def test_deadband_holds_the_alarm_until_the_value_moves_back() -> None:
+    engine = RuleEngine(config())
+    values = np.array([80.0, 85.0, 84.0, 83.5, 82.9])
+    got = engine.evaluate(np.zeros(5, np.int64), np.arange(5, dtype=np.int64), values, np.zeros(5, np.int16))
+    assert [(t.condition, t.level, t.ts_ms, t.limit) for t in got] == [
+        (Condition.HIGH, 1, 1, 85.0),
+        (Condition.HIGH, 0, 4, None),
+    ]
+
+
+def test_out_of_service_tags_are_not_evaluated() -> None:
+    engine = RuleEngine(config(in_service=[False, True, True]))
+    got = engine.evaluate(np.array([0]), np.array([1]), np.array([99.0]), np.array([0], np.int16))
+    assert got == []
+
+
+def test_seeded_state_suppresses_a_duplicate_raise() -> None:
+    engine = RuleEngine(config())
+    engine.seed(100, Condition.HIGH, 2)
+    got = engine.evaluate(np.array([0]), np.array([1]), np.array([95.0]), np.array([0], np.int16))
+    assert got == []

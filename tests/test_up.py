@@ -1,0 +1,117 @@
+"""`hazardwatch up`: the whole stack comes up, answers, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import free_port, plant_doc_on_ports, write_plant
+
+pytestmark = pytest.mark.e2e
+
+
+class Output:
+    """Collects a process's output on a reader thread so the test can wait for lines."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.text = ""
+        self._proc = proc
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self.text += line
+
+    def wait_for(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text:
+            if time.monotonic() > deadline or self._proc.poll() is not None:
+                raise AssertionError(f"{needle!r} did not appear; output:\n{self.text[-4000:]}")
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    # world-traversable, so a private PostgreSQL can run as the postgres user inside it
+    path = Path(tempfile.mkdtemp(prefix="hw-up-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _up(workdir: Path, database_url: str, mqtt_url: str) -> tuple[subprocess.Popen[str], Output, int]:
+    devices = write_plant(plant_doc_on_ports(free_port(), free_port()), workdir)
+    port = free_port()
+    env = dict(os.environ)
+    env.update(
+        HW_DATABASE_URL=database_url,
+        HW_MQTT_URL=mqtt_url,
+        HW_DEVICES=str(devices),
+        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
+        HW_DASHBOARD_PORT=str(port),
+        HW_VAR_DIR=str(workdir / "var"),
+        PYTHONUNBUFFERED="1",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hazardwatch", "up"],
+        env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return proc, Output(proc), port
+
+
+def _health(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=5) as response:
+        body: dict[str, object] = json.loads(response.read())
+        return body
+
+
+def _stop(proc: subprocess.Popen[str], output: Output) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert code == 0, output.text[-4000:]
+
+
+def test_up_uses_the_services_it_finds(workdir: Path, database_url: str, mqtt_port: int) -> None:
+    proc, output, port = _up(workdir, database_url, f"mqtt://127.0.0.1:{mqtt_port}")
+    try:
+        output.wait_for("HazardWatch is up.", 120)
+        assert f"http://127.0.0.1:{port}/" in output.text
+        assert "database: using" in output.text
+        assert "password:" in output.text
+        assert _health(port)["database"] == "ok"
+    finally:
+        _stop(proc, output)
+    assert "stopping HazardWatch" in output.text
+
+
+@pytest.mark.skipif(shutil.which("initdb") is None, reason="PostgreSQL's initdb is not installed")
+def test_up_starts_private_services_when_none_answer(workdir: Path) -> None:
+    pg_port, mqtt_port = free_port(), free_port()
+    proc, output, port = _up(workdir, f"postgresql://postgres@127.0.0.1:{pg_port}/hazardwatch",
+                             f"mqtt://127.0.0.1:{mqtt_port}")  # fmt: skip
+    try:
+        output.wait_for("HazardWatch is up.", 180)
+        assert "started a private PostgreSQL" in output.text
+        assert "started a private Mosquitto" in output.text
+        assert _health(port)["database"] == "ok"
+    finally:
+        _stop(proc, output)
+    assert not (workdir / "var" / "postgres" / "data" / "postmaster.pid").exists()

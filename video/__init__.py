@@ -1,0 +1,1 @@
+"""Edge camera analytics (capture, motion, zones, tamper, fire/smoke, events)."""
