@@ -25,7 +25,9 @@ def tcp_alive(host: str, port: int, timeout: float = 1.0) -> bool:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the port now (as servers do, ignoring TIME_WAIT leftovers)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -102,12 +104,23 @@ class PrivatePostgres:
 
 
 class PrivateMosquitto:
-    """A Mosquitto broker of our own under var/mosquitto, with persistence for QoS 1 sessions."""
+    """A Mosquitto broker of our own under ``var_dir/mosquitto``, persistent for QoS 1 sessions.
 
-    def __init__(self, var_dir: Path, port: int) -> None:
+    Mosquitto started as root drops to the ``mosquitto`` user, which must be able to write the
+    persistence directory, or the broker silently forgets every session and queued message when it
+    stops. The directory is handed to that user when it can reach it; otherwise the broker keeps
+    running as root (with a warning) so that persistence still holds.
+    """
+
+    def __init__(self, var_dir: Path, port: int, *, persistent: bool = True) -> None:
         self.root = (var_dir / "mosquitto").resolve()
         self.port = port
+        self.persistent = persistent
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "mosquitto.log"
 
     def start(self) -> None:
         binary = shutil.which("mosquitto") or (
@@ -121,26 +134,48 @@ class PrivateMosquitto:
         if not port_free(self.port):
             raise ConfigError(f"port {self.port} for the private Mosquitto is taken")
         self.root.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistent else 'false'}",
+            f"persistence_location {self.root}/",
+            "max_inflight_messages 100",
+            "max_queued_messages 1000000",
+            f"log_dest file {self.log_path}",
+        ]
         if os.geteuid() == 0:
-            shutil.chown(self.root, "mosquitto", "mosquitto") if _user_exists("mosquitto") else None
+            lines.append(f"user {self._broker_user()}")
         conf = self.root / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.root}/\n"
-            "max_inflight_messages 100\nmax_queued_messages 1000000\n"
-            f"log_dest file {self.root}/mosquitto.log\n",
-            encoding="utf-8",
-        )
+        conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         if not _wait_port(self.port, 10):
-            raise ConfigError(f"the private Mosquitto did not start; see {self.root}/mosquitto.log")
+            raise ConfigError(f"the private Mosquitto did not start; see {self.log_path}")
+
+    def _broker_user(self) -> str:
+        """The user the broker runs as when started by root: ``mosquitto`` if it can write our files."""
+        if _user_exists("mosquitto"):
+            for path in (self.root, *self.root.glob("mosquitto.*")):
+                shutil.chown(path, "mosquitto", "mosquitto")
+            probe = subprocess.run(
+                ["runuser", "-u", "mosquitto", "--", "test", "-w", str(self.root)], capture_output=True
+            )
+            if probe.returncode == 0:
+                return "mosquitto"
+        logger.warning(
+            "the mosquitto user cannot write %s (a parent directory is closed to it): the private broker "
+            "runs as root so that its sessions persist",
+            self.root,
+        )
+        return "root"
 
     def stop(self) -> None:
+        """Stop the broker; a persistent one saves its sessions and queued messages on the way out."""
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
+            self._proc = None
 
 
 def _user_exists(name: str) -> bool:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -18,6 +17,7 @@ import psycopg
 import yaml
 
 from hazardwatch.ledger import Plant, load_plant
+from hazardwatch.services import PrivateMosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DEVICES = ROOT / "devices.yaml"
@@ -72,26 +72,21 @@ def plant_on_ports(modbus_port: int, opcua_port: int) -> Plant:
 
 
 @contextmanager
-def private_mosquitto() -> Iterator[int]:
-    """A Mosquitto broker of the test's own on a free port; yields the port."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        conf = Path(tmp) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_inflight_messages 100\nmax_queued_messages 100000\n",
-            encoding="utf-8",
-        )
-        proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+def private_mosquitto(store: Path | None = None, port: int | None = None) -> Iterator[int]:
+    """A Mosquitto broker of the test's own; yields its port.
+
+    Without ``store`` it keeps nothing on disk. With ``store`` it persists sessions and queued
+    messages there, so starting it again on the same store and port is a broker restart.
+    """
+    port = port or free_port()
+    with contextlib.ExitStack() as stack:
+        root = store or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        broker = PrivateMosquitto(root, port, persistent=store is not None)
+        broker.start()
         try:
-            wait_for_port(port)
             yield port
         finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+            broker.stop()
 
 
 @contextmanager

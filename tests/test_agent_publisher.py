@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
-import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -21,7 +18,7 @@ from gateway_agent.sequence import SequenceFile
 from hazardwatch import wire
 from hazardwatch.quality import Quality
 from hazardwatch.settings import MqttAddress
-from tests.support import free_port, wait_for_port
+from tests.support import free_port, private_mosquitto
 
 
 def batch(tag: str = "LT1") -> wire.ReadingBatch:
@@ -63,25 +60,6 @@ def test_backlog_is_bounded_dropping_the_oldest(tmp_path: Path, caplog: pytest.L
     assert Publisher("E1", "gw1", nobody, tmp_path).next_seq == 7
 
 
-@contextlib.contextmanager
-def mosquitto(port: int, store: Path) -> Iterator[None]:
-    """A broker on a given port that keeps sessions on disk across its restarts."""
-    conf = store / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-        f"persistence_location {store}/\nautosave_interval 0\n",
-        encoding="utf-8",
-    )
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for_port(port)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 class Subscriber:
     """A QoS 1 subscriber with a persistent session: the broker keeps its messages while it is away."""
 
@@ -90,7 +68,13 @@ class Subscriber:
         self._subscribed = threading.Event()
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex}",
                                    clean_session=False)  # fmt: skip
-        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.sessions_present: list[bool] = []
+
+        def on_connect(client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, *_: object) -> None:
+            self.sessions_present.append(flags.session_present)
+            client.subscribe(topic, qos=1)
+
+        self._client.on_connect = on_connect
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = lambda _c, _u, msg: self.seqs.append(wire.decode(bytes(msg.payload)).seq)
         self._client.reconnect_delay_set(1, 2)
@@ -109,8 +93,7 @@ def test_nothing_is_lost_over_a_broker_restart(tmp_path: Path) -> None:
     enterprise = f"T{uuid.uuid4().hex[:10]}"
     publisher = Publisher(enterprise, "gw1", address, tmp_path / "agent")
     store = tmp_path / "broker"
-    store.mkdir()
-    with mosquitto(port, store):
+    with private_mosquitto(store, port):
         subscriber = Subscriber(port, wire.readings_topic(enterprise, "gw1"))
         publisher.start()
         try:
@@ -127,9 +110,10 @@ def test_nothing_is_lost_over_a_broker_restart(tmp_path: Path) -> None:
         for _ in range(5):
             publisher.submit(batch())  # held in memory while the broker is away
         assert publisher.pending == 5
-        with mosquitto(port, store):
+        with private_mosquitto(store, port):
             until(lambda: publisher.pending == 0, "the backlog acknowledged after the restart", timeout=40)
             until(lambda: sorted(set(subscriber.seqs)) == list(range(1, 11)), "all ten batches", timeout=40)
+        assert subscriber.sessions_present[-1], "the restarted broker forgot the subscriber's session"
     finally:
         publisher.stop(timeout_s=0.5)
         subscriber.close()
