@@ -1,16 +1,28 @@
-"""The agent: every device of a gateway polled or subscribed, readings batched and published."""
+"""The agent: every device of a gateway polled or subscribed, readings batched, buffered, published.
+
+Per gateway: the sources emit readings into a :class:`Collector`; every ``publish_interval_s``
+(or when full) the collector is cut into a batch that the :class:`Publisher` commits to the
+store-and-forward buffer and sends. Every ``heartbeat_s`` the gateway's health is published
+(retained), written to ``<state dir>/<enterprise>-<gateway>.health.json`` for
+``hazardwatch agent status``, and exposed on the Prometheus endpoint.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from gateway_agent.buffer import Buffer, Durability
 from gateway_agent.publisher import Publisher
-from gateway_agent.sources.base import Source
+from gateway_agent.sources.base import Emit, Source
 from gateway_agent.sources.modbus import ModbusSource
 from gateway_agent.sources.opcua import OpcUaSource
 from hazardwatch import wire
@@ -19,6 +31,19 @@ from hazardwatch.quality import Quality
 from hazardwatch.settings import MqttAddress
 
 logger = logging.getLogger(__name__)
+
+HEALTH_VERSION = 1
+
+
+@dataclass(slots=True)
+class DeviceCounters:
+    """What the agent saw of one device: readings by quality and how late they arrive."""
+
+    readings: int = 0
+    bad: int = 0  # readings without a value (BAD, BAD_COMM, INSTRUMENT_FAULT, …)
+    last_reading_ms: int | None = None
+    latency_ms: float | None = None  # arrival minus source time of the latest reading
+    latency_max_ms: float = 0.0  # since the last heartbeat
 
 
 class Collector:
@@ -29,11 +54,27 @@ class Collector:
         self._max_batch = max_batch
         self._batch = wire.ReadingBatch(gateway=gateway, seq=0, sent_ms=0)
         self.full = asyncio.Event()
+        self.devices: dict[str, DeviceCounters] = {}
 
     def emit(self, tag: str, ts_ms: int, value: float | None, quality: Quality) -> None:
         self._batch.append(tag, ts_ms, value, quality)
         if len(self._batch) >= self._max_batch:
             self.full.set()
+
+    def emitter(self, device_id: str) -> Emit:
+        """An ``emit`` for one device's source that also keeps that device's counters."""
+        counters = self.devices.setdefault(device_id, DeviceCounters())
+
+        def emit(tag: str, ts_ms: int, value: float | None, quality: Quality) -> None:
+            now = time.time_ns() // 1_000_000
+            counters.readings += 1
+            counters.bad += not quality.has_value
+            counters.last_reading_ms = now
+            counters.latency_ms = float(now - ts_ms)
+            counters.latency_max_ms = max(counters.latency_max_ms, counters.latency_ms)
+            self.emit(tag, ts_ms, value, quality)
+
+        return emit
 
     def __len__(self) -> int:
         return len(self._batch)
@@ -63,23 +104,117 @@ def build_sources(enterprise: Enterprise, gateway: Gateway) -> list[Source]:
     return sources
 
 
+def buffer_path(state_dir: Path, enterprise: str, gateway: str) -> Path:
+    return state_dir / f"{enterprise}-{gateway}.buffer.sqlite3"
+
+
+def health_path(state_dir: Path, enterprise: str, gateway: str) -> Path:
+    return state_dir / f"{enterprise}-{gateway}.health.json"
+
+
+@dataclass
+class GatewayRuntime:
+    """One running gateway, as the heartbeat, the metrics endpoint and tests see it."""
+
+    enterprise: Enterprise
+    gateway: Gateway
+    publisher: Publisher
+    collector: Collector
+    sources: list[Source]
+    started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.enterprise.code, self.gateway.id
+
+    def health(self) -> dict[str, Any]:
+        """The heartbeat document (JSON-ready)."""
+        now = time.time_ns() // 1_000_000
+        stats = self.publisher.buffer.stats()
+        publisher = self.publisher
+        devices = []
+        for source in self.sources:
+            counters = self.collector.devices.get(source.device_id, DeviceCounters())
+            devices.append({
+                "id": source.device_id,
+                "state": str(source.state),
+                "readings": counters.readings,
+                "bad_readings": counters.bad,
+                "last_reading_ms": counters.last_reading_ms,
+                "latency_ms": counters.latency_ms,
+                "latency_max_ms": counters.latency_max_ms,
+            })  # fmt: skip
+            counters.latency_max_ms = 0.0
+        return {
+            "v": HEALTH_VERSION,
+            "enterprise": self.enterprise.code,
+            "gateway": self.gateway.id,
+            "at": now,
+            "pid": os.getpid(),
+            "started": self.started_ms,
+            "heartbeat_s": self.gateway.heartbeat_s,
+            "mqtt": {
+                "connected": publisher.connected.is_set(),
+                "connects": publisher.connects,
+                "published": publisher.published,
+                "replayed": publisher.replayed,
+                "acked": publisher.acked,
+                "in_flight": publisher.in_flight,
+            },
+            "buffer": {
+                "batches": stats.depth,
+                "readings": stats.readings,
+                "bytes": stats.bytes,
+                "oldest_age_s": None if stats.oldest_ms is None else max(now - stats.oldest_ms, 0) / 1000,
+                "next_seq": stats.next_seq,
+                "produced_batches": stats.put_batches,
+                "produced_readings": stats.put_readings,
+                "dropped_batches": stats.dropped_batches,
+                "dropped_readings": stats.dropped_readings,
+                "durability": self.gateway.buffer.durability,
+            },
+            "devices": devices,
+            "clock_offset_ms": publisher.clock_offset_ms,
+        }
+
+
 async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddress, *, state_dir: Path,
-                      publish_interval_s: float = 0.5, max_batch: int = 5000,
-                      stop: asyncio.Event) -> None:  # fmt: skip
+                      stop: asyncio.Event, publish_interval_s: float | None = None, max_batch: int = 5000,
+                      runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> None:  # fmt: skip
     """One gateway: its sources feed one collector, cut into a batch every interval or when full."""
-    publisher = Publisher(enterprise.code, gateway.id, mqtt, state_dir)
+    policy = gateway.buffer
+    buffer = await asyncio.to_thread(
+        Buffer,
+        buffer_path(state_dir, enterprise.code, gateway.id),
+        max_bytes=int(policy.max_mb * 1024 * 1024),
+        max_age_s=policy.max_age_h * 3600,
+        durability=Durability(policy.durability),
+    )
+    publisher = Publisher(enterprise.code, gateway.id, mqtt, buffer)
     collector = Collector(gateway.id, max_batch)
     sources = build_sources(enterprise, gateway)
+    runtime = GatewayRuntime(enterprise, gateway, publisher, collector, sources)
+    if runtimes is not None:
+        runtimes[runtime.key] = runtime
+    interval = publish_interval_s if publish_interval_s is not None else gateway.publish_interval_s
     publisher.start()
-    tasks = [asyncio.create_task(s.run(collector.emit, stop), name=f"source-{s.device_id}") for s in sources]
+    tasks = [
+        asyncio.create_task(s.run(collector.emitter(s.device_id), stop), name=f"source-{s.device_id}")
+        for s in sources
+    ]
     logger.info("gateway %s/%s: %d sources", enterprise.code, gateway.id, len(sources))
+    next_heartbeat = time.monotonic()
     try:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(collector.full.wait(), publish_interval_s)
+                await asyncio.wait_for(collector.full.wait(), interval)
             if len(collector):
-                # numbering writes (and fsyncs) the sequence file: keep that off the event loop
+                # committing to the buffer fsyncs: keep that off the event loop
                 await asyncio.to_thread(publisher.submit, collector.cut())
+            await asyncio.to_thread(publisher.tick)
+            if time.monotonic() >= next_heartbeat:
+                next_heartbeat = time.monotonic() + gateway.heartbeat_s
+                await asyncio.to_thread(_heartbeat, runtime, state_dir)
     finally:
         stop.set()
         if _cancelling():  # cancelled rather than stopped: do not wait for the sources' next turn
@@ -91,6 +226,20 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         if len(collector):
             await asyncio.to_thread(publisher.submit, collector.cut())
         await asyncio.to_thread(publisher.stop)
+        await asyncio.to_thread(_heartbeat, runtime, state_dir, publish=False)
+        await asyncio.to_thread(buffer.close)
+        if runtimes is not None:
+            runtimes.pop(runtime.key, None)
+
+
+def _heartbeat(runtime: GatewayRuntime, state_dir: Path, *, publish: bool = True) -> None:
+    health = runtime.health()
+    if publish:
+        runtime.publisher.publish_health(health)
+    path = health_path(state_dir, *runtime.key)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(health, indent=1), encoding="utf-8")
+    tmp.replace(path)
 
 
 def _cancelling() -> bool:
@@ -99,19 +248,35 @@ def _cancelling() -> bool:
 
 
 async def run_agent(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterprise: str | None = None,
-                    gateway: str | None = None, publish_interval_s: float = 0.5,
-                    stop: asyncio.Event | None = None) -> None:  # fmt: skip
-    """Run every gateway of the plant (or the selected ones) in this process until ``stop`` is set."""
+                    gateway: str | None = None, publish_interval_s: float | None = None,
+                    stop: asyncio.Event | None = None, metrics: tuple[str, int] | None = None,
+                    runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> None:  # fmt: skip
+    """Run every gateway of the plant (or the selected ones) in this process until ``stop`` is set.
+
+    ``metrics`` is the (host, port) of the Prometheus endpoint, or None for none.
+    """
+    from gateway_agent import metrics as prometheus
+
     stop = stop or asyncio.Event()
+    runtimes = runtimes if runtimes is not None else {}
     selected = select_gateways(plant, enterprise, gateway)
-    async with asyncio.TaskGroup() as group:
-        for e, g in selected:
-            group.create_task(
-                run_gateway(
-                    e, g, mqtt, state_dir=state_dir, publish_interval_s=publish_interval_s, stop=stop
-                ),
-                name=f"gateway-{e.code}-{g.id}",
-            )
+    async with contextlib.AsyncExitStack() as stack:
+        if metrics is not None:
+            await stack.enter_async_context(prometheus.endpoint(metrics[0], metrics[1], runtimes))
+        async with asyncio.TaskGroup() as group:
+            for e, g in selected:
+                group.create_task(
+                    run_gateway(
+                        e,
+                        g,
+                        mqtt,
+                        state_dir=state_dir,
+                        publish_interval_s=publish_interval_s,
+                        stop=stop,
+                        runtimes=runtimes,
+                    ),
+                    name=f"gateway-{e.code}-{g.id}",
+                )
 
 
 def select_gateways(plant: Plant, enterprise: str | None = None,
@@ -130,12 +295,13 @@ def select_gateways(plant: Plant, enterprise: str | None = None,
 
 
 def serve(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterprise: str | None = None,
-          gateway: str | None = None) -> None:  # fmt: skip
+          gateway: str | None = None, metrics: tuple[str, int] | None = None) -> None:  # fmt: skip
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(plant, mqtt, state_dir=state_dir, enterprise=enterprise, gateway=gateway, stop=stop)
+        await run_agent(plant, mqtt, state_dir=state_dir, enterprise=enterprise, gateway=gateway, stop=stop,
+                        metrics=metrics)  # fmt: skip
 
     asyncio.run(main())

@@ -1,14 +1,21 @@
-"""MQTT publishing of reading batches: QoS 1, persistent session, retained status and last will.
+"""MQTT publishing out of the store-and-forward buffer: QoS 1, persistent session, live data first.
 
-A batch lives in memory until the broker's PUBACK for it (``on_publish`` with its mid):
+A batch is committed to the :class:`~gateway_agent.buffer.Buffer` by ``submit`` and deleted
+from it only after the broker's PUBACK. While connected, the pump hands batches to paho, at most
+``window`` awaiting a PUBACK at a time:
 
-- ``backlog`` — numbered and encoded, not yet handed to paho;
-- ``unacked`` — handed to paho (at most ``window`` at a time), waiting for the PUBACK. paho keeps
-  these across a disconnect and sends them again after the reconnect.
+- **live** batches — numbered since the connection came up — always go first;
+- the **backlog** — everything the buffer held when the connection came up, including what a
+  previous run of the agent left — fills the rest of the window in sequence order, each flagged
+  ``replay`` so the platform does not take old data for the present.
 
-Only the backlog grows while the broker is away; it is bounded, and when full the oldest batch
-is dropped, counted and logged (the sequence gap shows it downstream too). The durable
-store-and-forward buffer of a later issue replaces the backlog; the rest stays.
+paho keeps the batches it was handed across a disconnect and sends them again after the
+reconnect; the pump never hands a batch twice in one run. After a restart every held batch is
+backlog and is sent again: ingest stores each reading once however often it arrives.
+
+Besides batches the client publishes the retained ``online`` status (``offline`` is its last
+will), the retained health heartbeat, and listens to the platform's clock tick (to measure the
+clock offset) and to the gateway's ``config`` topic.
 
 paho calls back on its own network thread while holding its message lock, so this class never
 calls paho while holding its own lock, and the pump that feeds paho is entered by one thread at a
@@ -17,18 +24,18 @@ time without ever blocking the network thread.
 
 from __future__ import annotations
 
-import collections
+import json
 import logging
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway_agent.sequence import SequenceFile
+from gateway_agent.buffer import Buffer, Stored
 from hazardwatch import wire
 from hazardwatch.settings import MqttAddress
 
@@ -37,14 +44,14 @@ logger = logging.getLogger(__name__)
 KEEPALIVE_S = 30
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
+ACK_FLUSH_BATCHES = 32  # delete acknowledged batches from the buffer in groups of this many…
+ACK_FLUSH_S = 0.2  # …or at least this often
+CLOCK_SKEW_WARN_MS = 2_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Outgoing:
-    topic: str
-    payload: bytes
-    retain: bool
-    seq: int | None  # None for status messages
+class _InFlight:
+    seq: int | None  # None for status and health messages
     readings: int = 0
 
 
@@ -53,30 +60,39 @@ def client_id(enterprise: str, gateway: str) -> str:
 
 
 class Publisher:
-    """One MQTT client per gateway. ``submit`` is thread-safe; it writes the sequence file."""
+    """One MQTT client per gateway. ``submit`` is thread-safe and does disk I/O."""
 
-    def __init__(self, enterprise: str, gateway: str, address: MqttAddress, state_dir: Path, *,
-                 max_backlog: int = 10_000, window: int = 20) -> None:  # fmt: skip
+    def __init__(self, enterprise: str, gateway: str, address: MqttAddress, buffer: Buffer, *,
+                 window: int = 20, on_config: Callable[[bytes], None] | None = None) -> None:  # fmt: skip
         self.enterprise = enterprise
         self.gateway = gateway
+        self.buffer = buffer
         self._address = address
-        self._seq = SequenceFile(state_dir / f"{enterprise}-{gateway}.seq")
+        self._window = window
+        self._on_config = on_config
         self._readings_topic = wire.readings_topic(enterprise, gateway)
         self._status_topic = wire.status_topic(enterprise, gateway)
-        self._max_backlog = max_backlog
-        self._window = window
-        self._lock = threading.Lock()  # guards the two queues and the counters
+        self._health_topic = wire.health_topic(enterprise, gateway)
+        self._config_topic = wire.config_topic(enterprise, gateway)
+        self._lock = threading.Lock()  # guards the in-flight maps, cursors and counters
         self._pump_lock = threading.Lock()  # one feeder at a time, never waited for
         self._pump_again = False
-        self._backlog: collections.deque[_Outgoing] = collections.deque()
-        self._unacked: dict[int, _Outgoing] = {}
+        self._mids: dict[int, _InFlight] = {}  # paho message id → what it carries
+        self._handed: set[int] = set()  # sequence numbers inside paho, awaiting a PUBACK
         self._early_acks: set[int] = set()
-        self._overflowing = False
+        self._acked: list[int] = []  # acknowledged, not yet deleted from the buffer
+        self._acked_flushed_at = time.monotonic()
+        self._live_from = buffer.next_seq  # batches numbered from here on are live
+        self._live_cursor = self._live_from - 1
+        self._replay_cursor = 0
         self._stopping = False
         self.connected = threading.Event()
-        self.published = 0  # batches handed to paho
-        self.acked = 0  # batches the broker acknowledged
-        self.dropped = 0  # batches dropped from a full backlog
+        self.clock_offset_ms: int | None = None  # platform clock minus ours, from its tick
+        self.connects = 0
+        self.published = 0  # batches handed to paho in this run
+        self.replayed = 0  # of which from the backlog
+        self.acked = 0  # batches the broker acknowledged in this run
+        self.acked_readings = 0
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -86,7 +102,7 @@ class Publisher:
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
-        client.max_inflight_messages_set(self._window + 2)  # room for the status messages
+        client.max_inflight_messages_set(self._window + 4)  # room for status and health
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         if self._address.username:
             client.username_pw_set(self._address.username, self._address.password)
@@ -96,6 +112,7 @@ class Publisher:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         return client
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -106,10 +123,13 @@ class Publisher:
         self._client.loop_start()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Give unacknowledged batches a moment, publish the offline status, disconnect, join."""
+        """Give batches in flight a moment, publish the offline status, disconnect, join.
+
+        Whatever is not acknowledged stays in the buffer for the next run.
+        """
         self._stopping = True
         deadline = time.monotonic() + timeout_s
-        while self.pending and self.connected.is_set() and time.monotonic() < deadline:
+        while self.in_flight and self.connected.is_set() and time.monotonic() < deadline:
             time.sleep(0.02)  # on a worker thread: the agent calls stop() through to_thread
         if self.connected.is_set():
             info = self._client.publish(self._status_topic, wire.status_payload(False), qos=1, retain=True)
@@ -119,51 +139,49 @@ class Publisher:
                 logger.debug("offline status not confirmed", exc_info=True)
         self._client.disconnect()
         self._client.loop_stop()
-        if self.pending:
-            logger.warning("gateway %s/%s stopped with %d batches not acknowledged by the broker",
-                           self.enterprise, self.gateway, self.pending)  # fmt: skip
+        self._flush_acks(force=True)
+        held = self.buffer.stats().depth
+        if held:
+            logger.info("gateway %s/%s stopped; %d batches stay buffered for the next run",
+                        self.enterprise, self.gateway, held)  # fmt: skip
 
     @property
     def pending(self) -> int:
-        """Batches numbered but not acknowledged yet (backlog and in flight)."""
+        """Batches committed but not acknowledged by the broker yet (acks not yet flushed excluded)."""
         with self._lock:
-            return len(self._backlog) + sum(1 for o in self._unacked.values() if o.seq is not None)
+            unflushed = len(self._acked)
+        return self.buffer.stats().depth - unflushed
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._handed)
 
     @property
     def next_seq(self) -> int:
-        return self._seq.next
+        return self.buffer.next_seq
 
     # -- publishing ------------------------------------------------------------------------
 
     def submit(self, batch: wire.ReadingBatch) -> int:
-        """Number the batch, queue it and hand what the window allows to paho; returns its seq."""
-        batch.seq = self._seq.take()
-        outgoing = _Outgoing(self._readings_topic, wire.encode(batch), False, batch.seq, len(batch))
-        with self._lock:
-            self._backlog.append(outgoing)
-            dropped = self._trim_backlog()
-        if dropped is not None:
-            logger.warning("gateway %s/%s: backlog full, dropped batch %d of %d readings (%d so far)",
-                           self.enterprise, self.gateway, dropped.seq, dropped.readings,
-                           self.dropped)  # fmt: skip
+        """Commit the batch to the buffer, then hand what the window allows to paho; its seq."""
+        stored = self.buffer.put(batch, time.time_ns() // 1_000_000)
         self._pump()
-        return batch.seq
+        return stored.seq
 
-    def _trim_backlog(self) -> _Outgoing | None:
-        """Drop the oldest batches beyond the bound; return the first dropped in this overflow."""
-        first: _Outgoing | None = None
-        while len(self._backlog) > self._max_backlog:
-            oldest = self._backlog.popleft()
-            self.dropped += 1
-            if not self._overflowing:
-                first = oldest
-            self._overflowing = True
-        if len(self._backlog) < self._max_backlog // 2:
-            self._overflowing = False  # warn again on the next overflow, not on every drop
-        return first
+    def publish_health(self, health: dict[str, object]) -> None:
+        """The retained heartbeat; dropped while disconnected (the next one is due soon)."""
+        if self.connected.is_set():
+            payload = json.dumps(health, separators=(",", ":"), default=str).encode()
+            self._publish_other(self._health_topic, payload, retain=True)
+
+    def tick(self) -> None:
+        """Periodic housekeeping from the agent: flush acknowledgements, look at the backlog."""
+        self._flush_acks()
+        self._pump()
 
     def _pump(self) -> None:
-        """Hand backlog batches to paho while connected and the window has room."""
+        """Hand live batches, then backlog batches, to paho while connected and the window has room."""
         while True:
             if not self._pump_lock.acquire(blocking=False):
                 self._pump_again = True  # the thread inside will look again
@@ -172,61 +190,146 @@ class Publisher:
                 self._pump_again = False
                 while self.connected.is_set():
                     with self._lock:
-                        if not self._backlog or len(self._unacked) >= self._window:
+                        if len(self._handed) >= self._window:
                             break
-                        outgoing = self._backlog.popleft()
-                    self._hand_over(outgoing)
+                    picked = self._next_batch()
+                    if picked is None:
+                        break
+                    self._hand_over(*picked)
             finally:
                 self._pump_lock.release()
+            self._flush_acks()
             if not self._pump_again:
                 return
 
-    def _hand_over(self, outgoing: _Outgoing) -> None:
-        info = self._client.publish(outgoing.topic, outgoing.payload, qos=1, retain=outgoing.retain)
+    def _next_batch(self) -> tuple[Stored, bool] | None:
+        """The next batch to send and whether it is a replay: live first, then the backlog in order."""
+        with self._lock:
+            live = self.buffer.next_after(self._live_cursor)
+            if live:
+                self._live_cursor = live[0].seq
+                return live[0], False
+            while True:
+                backlog = self.buffer.next_after(
+                    self._replay_cursor, below=self._live_from, limit=self._window
+                )
+                if not backlog:
+                    return None
+                for stored in backlog:
+                    self._replay_cursor = stored.seq
+                    if stored.seq not in self._handed:
+                        return stored, True
+
+    def _hand_over(self, stored: Stored, replay: bool) -> None:
+        payload = wire.mark_replay(stored.payload) if replay else stored.payload
+        info = self._client.publish(self._readings_topic, payload, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-            # not stored by paho: keep it first in line for the next pump
+            # not stored by paho: leave it to the next pass over the backlog
             logger.warning("gateway %s/%s: paho refused a publish (%s)", self.enterprise, self.gateway,
                            mqtt.error_string(info.rc))  # fmt: skip
-            with self._lock:
-                self._backlog.appendleft(outgoing)
+            with self._lock:  # step the cursor back: the next pump tries this batch again
+                if replay:
+                    self._replay_cursor = min(self._replay_cursor, stored.seq - 1)
+                else:
+                    self._live_cursor = min(self._live_cursor, stored.seq - 1)
             return
         # MQTT_ERR_NO_CONN: paho keeps QoS 1 messages and sends them after the reconnect
         with self._lock:
-            if outgoing.seq is not None:
-                self.published += 1
-            if info.mid in self._early_acks:
-                self._early_acks.discard(info.mid)
-                self._count_ack(outgoing)
-            else:
-                self._unacked[info.mid] = outgoing
+            self.published += 1
+            self.replayed += replay
+            self._handed.add(stored.seq)
+            self._record(info.mid, _InFlight(stored.seq, stored.readings))
 
-    def _count_ack(self, outgoing: _Outgoing) -> None:
-        if outgoing.seq is not None:
+    def _publish_other(self, topic: str, payload: bytes, *, retain: bool) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        with self._lock:
+            self._record(info.mid, _InFlight(None))
+
+    def _record(self, mid: int, what: _InFlight) -> None:
+        """Remember what a paho message id carries (under the lock), unless its PUBACK came first."""
+        if mid in self._early_acks:
+            self._early_acks.discard(mid)
+            self._count_ack(what)
+        else:
+            self._mids[mid] = what
+
+    def _count_ack(self, what: _InFlight) -> None:
+        if what.seq is not None:
+            self._handed.discard(what.seq)
+            self._acked.append(what.seq)
             self.acked += 1
+            self.acked_readings += what.readings
+
+    def _flush_acks(self, *, force: bool = False) -> None:
+        with self._lock:
+            due = (
+                len(self._acked) >= ACK_FLUSH_BATCHES
+                or time.monotonic() - self._acked_flushed_at > ACK_FLUSH_S
+                or not self._handed  # the burst is over
+            )
+            if not self._acked or not (due or force):
+                return
+            acked, self._acked = self._acked, []
+            self._acked_flushed_at = time.monotonic()
+        self.buffer.ack(acked)
 
     # -- paho callbacks (network thread) ---------------------------------------------------
 
-    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: object, flags: mqtt.ConnectFlags, reason: object,
+                    _p: object) -> None:  # fmt: skip
         if getattr(reason, "is_failure", False):
             logger.warning("broker refused gateway %s/%s: %s", self.enterprise, self.gateway, reason)
             return
-        logger.info("gateway %s/%s connected to %s:%s", self.enterprise, self.gateway, self._address.host,
-                    self._address.port)  # fmt: skip
+        with self._lock:
+            # everything held now is backlog, sent in order alongside live data
+            self._live_from = self.buffer.next_seq
+            self._live_cursor = self._live_from - 1
+            self._replay_cursor = 0
+            self.connects += 1
+        backlog = self.buffer.stats().depth
+        logger.info("gateway %s/%s connected to %s:%s (session %s); %d batches to replay", self.enterprise,
+                    self.gateway, self._address.host, self._address.port,
+                    "resumed" if flags.session_present else "new", backlog)  # fmt: skip
+        client.subscribe([(wire.CLOCK_TOPIC, 0), (self._config_topic, 1)])
         self.connected.set()
-        self._hand_over(_Outgoing(self._status_topic, wire.status_payload(True), True, None))
+        self._publish_other(self._status_topic, wire.status_payload(True), retain=True)
         self._pump()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         if self.connected.is_set() and not self._stopping:
-            logger.warning("gateway %s/%s disconnected (%s); %d batches await PUBACK", self.enterprise,
+            logger.warning("gateway %s/%s disconnected (%s); %d batches stay buffered", self.enterprise,
                            self.gateway, reason, self.pending)  # fmt: skip
         self.connected.clear()
 
     def _on_publish(self, _c: mqtt.Client, _u: object, mid: int, _reason: object, _p: object) -> None:
         with self._lock:
-            outgoing = self._unacked.pop(mid, None)
-            if outgoing is None:
-                self._early_acks.add(mid)  # acked before _hand_over recorded the mid
+            what = self._mids.pop(mid, None)
+            if what is None:
+                self._early_acks.add(mid)  # acknowledged before the publisher recorded the mid
             else:
-                self._count_ack(outgoing)
+                self._count_ack(what)
         self._pump()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == wire.CLOCK_TOPIC:
+            self._on_clock(bytes(message.payload))
+        elif message.topic == self._config_topic and self._on_config is not None:
+            try:
+                self._on_config(bytes(message.payload))
+            except Exception:  # a bad push must not take the network thread down
+                logger.exception("gateway %s/%s: configuration push failed", self.enterprise, self.gateway)
+
+    def _on_clock(self, payload: bytes) -> None:
+        try:
+            platform_ms = int(json.loads(payload)["t"])
+        except (ValueError, KeyError, TypeError):
+            logger.debug("unreadable clock tick %r", payload[:64])
+            return
+        offset = platform_ms - time.time_ns() // 1_000_000
+        if abs(offset) > CLOCK_SKEW_WARN_MS and (
+            self.clock_offset_ms is None or abs(self.clock_offset_ms) <= CLOCK_SKEW_WARN_MS
+        ):
+            logger.warning("gateway %s/%s: local clock is %+.1f s off the platform's; readings are stamped "
+                           "with the local clock (fix NTP)", self.enterprise, self.gateway,
+                           -offset / 1000)  # fmt: skip
+        self.clock_offset_ms = offset

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
 import os
 import sys
@@ -104,15 +105,34 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     from hazardwatch.settings import parse_mqtt_url
 
     logsetup.configure(settings.log_level, "agent")
-    state_dir = Path(args.state_dir) if args.state_dir else settings.var_dir / "agent"
+    metrics_flag = args.metrics or settings.agent_metrics
+    metrics = None if metrics_flag.lower() in ("off", "none", "") else parse_host_port(metrics_flag)
     serve(
         _plant(args, settings),
         parse_mqtt_url(args.mqtt_url or settings.mqtt_url),
-        state_dir=state_dir,
+        state_dir=_agent_state_dir(args, settings),
         enterprise=args.enterprise,
         gateway=args.gateway,
+        metrics=metrics,
     )
     return 0
+
+
+def cmd_agent_status(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway_agent.status import gateway_statuses, render
+
+    statuses = gateway_statuses(_agent_state_dir(args, settings))
+    if args.json:
+        print(json.dumps([s.as_dict() for s in statuses], ensure_ascii=False, indent=1))
+    else:
+        print(render(statuses))
+    if not statuses:
+        return 2
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+def _agent_state_dir(args: argparse.Namespace, settings: Settings) -> Path:
+    return Path(args.state_dir) if args.state_dir else settings.var_dir / "agent"
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -246,7 +266,20 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "devices", "mqtt_url")
     p.add_argument("--enterprise", help="only this enterprise's gateways")
     p.add_argument("--gateway", help="only this gateway (with --enterprise)")
-    p.add_argument("--state-dir", help="directory for the agent's durable state (default: $HW_VAR_DIR/agent)")
+    p.add_argument(
+        "--state-dir", help="directory for the buffer and health files (default: $HW_VAR_DIR/agent)"
+    )
+    p.add_argument("--metrics", help="Prometheus endpoint host:port or 'off' (default: $HW_AGENT_METRICS)")
+    agent_sub = p.add_subparsers(dest="agent_command", metavar="ACTION")
+    p_status = agent_sub.add_parser(
+        "status",
+        help="print each gateway's health: link, buffer, devices, clock (exit 1 if unhealthy)",
+        description="print the health the agent records every heartbeat in its state directory; "
+        "exit status 0 healthy, 1 unhealthy or stale, 2 no gateway found",
+    )
+    p_status.set_defaults(handler=cmd_agent_status)
+    p_status.add_argument("--state-dir", help="the agent's state directory (default: $HW_VAR_DIR/agent)")
+    p_status.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add("ingest", cmd_ingest, "run an ingest worker: MQTT → readings, dead letters, rules and alarms")
     _common(p, "devices", "database_url", "mqtt_url")

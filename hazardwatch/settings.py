@@ -19,6 +19,7 @@ ENV_DOC: dict[str, str] = {
     "HW_TIMEZONE": "time zone times are shown in (default Asia/Shanghai)",
     "HW_VAR_DIR": "directory for private services and state (default ./var)",
     "HW_LOG_LEVEL": "log level: DEBUG, INFO, WARNING (default INFO)",
+    "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }
 
 
@@ -66,6 +67,7 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     var_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
+    agent_metrics: str = "127.0.0.1:9108"
 
     @property
     def mqtt(self) -> MqttAddress:
@@ -89,4 +91,5 @@ class Settings:
             timezone=env.get("HW_TIMEZONE", base.timezone),
             var_dir=Path(env.get("HW_VAR_DIR", str(base.var_dir))),
             log_level=env.get("HW_LOG_LEVEL", base.log_level).upper(),
+            agent_metrics=env.get("HW_AGENT_METRICS", base.agent_metrics),
         )

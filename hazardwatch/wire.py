@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,11 @@ def events_topic(enterprise: str, gateway: str) -> str:
     return f"{TOPIC_ROOT}/{enterprise}/{gateway}/events"
 
 
+def health_topic(enterprise: str, gateway: str) -> str:
+    """The gateway's retained heartbeat: buffer, devices, poll latency, clock offset (JSON)."""
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/health"
+
+
 def config_topic(enterprise: str, gateway: str) -> str:
     return f"{TOPIC_ROOT}/{enterprise}/{gateway}/config"
 
@@ -49,6 +55,8 @@ def alarms_topic(region: str, enterprise: str) -> str:
 
 
 READINGS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/readings"
+# The platform's clock tick, {"t": UTC ms}, from which agents measure their clock offset.
+CLOCK_TOPIC = f"{TOPIC_ROOT}/clock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +113,20 @@ class ReadingBatch:
 def encode(batch: ReadingBatch) -> bytes:
     """Encode a batch as msgpack (the default on the wire)."""
     packed: bytes = msgpack.packb(batch.to_dict(), use_bin_type=True)
+    return packed
+
+
+def clock_payload(now_ms: int | None = None) -> bytes:
+    """The platform's clock tick: ``{"t": UTC ms}``."""
+    t = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    return json.dumps({"t": t}).encode()
+
+
+def mark_replay(payload: bytes) -> bytes:
+    """The same msgpack batch flagged as a replay (sent from the backlog after an outage)."""
+    doc = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    doc["replay"] = True
+    packed: bytes = msgpack.packb(doc, use_bin_type=True)
     return packed
 
 

@@ -28,16 +28,13 @@ from ingest.pipeline import Message, Pipeline
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 30.0
+CLOCK_TICK_S = 5.0  # how often the platform's time goes out to the agents
 
 
 def subscriptions(enterprises: Sequence[str] = ()) -> list[str]:
     """Topic filters of one worker: all enterprises, or only the ones it owns."""
-    if not enterprises:
-        return [wire.READINGS_SUBSCRIPTION, f"{wire.TOPIC_ROOT}/+/+/status"]
-    topics = []
-    for code in enterprises:
-        topics += [f"{wire.TOPIC_ROOT}/{code}/+/readings", f"{wire.TOPIC_ROOT}/{code}/+/status"]
-    return topics
+    kinds = ("readings", "status", "health")
+    return [f"{wire.TOPIC_ROOT}/{code}/+/{kind}" for code in (enterprises or ["+"]) for kind in kinds]
 
 
 class Consumer:
@@ -90,8 +87,12 @@ class Consumer:
         """Consume until ``stop`` is set."""
         self._client.connect_async(self._address.host, self._address.port, keepalive=30)
         self._client.loop_start()
+        next_tick = time.monotonic()
         try:
             while not stop.is_set():
+                if time.monotonic() >= next_tick and self.connected.is_set():
+                    next_tick = time.monotonic() + CLOCK_TICK_S
+                    self._client.publish(wire.CLOCK_TOPIC, wire.clock_payload(), qos=0)
                 group = self._take()
                 if group:
                     self._handle(group, stop)

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 import psycopg
+from psycopg.types.json import Jsonb
 
 from alarms.store import apply_transitions, open_alarm_levels
 from hazardwatch import wire
@@ -158,6 +159,9 @@ class Pipeline:
             if address.kind == "status":
                 _record_status(conn, index, address, message.payload)
                 return []
+            if address.kind == "health":
+                _record_health(conn, index, address, message.payload)
+                return []
             batch = _decode_readings(address, message.payload)
         except WireError as err:
             return [DeadLetter(message.topic, message.payload, str(err))]
@@ -269,6 +273,27 @@ def _record_status(conn: Conn, index: TagIndex, address: wire.TopicAddress, payl
     if status not in ("online", "offline"):
         raise WireError(f"unknown gateway status {status!r}")
     conn.execute("UPDATE gateways SET status = %s, status_at = now() WHERE id = %s", (status, gateway_id))
+
+
+MAX_HEALTH_BYTES = 256 * 1024
+
+
+def _record_health(conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes) -> None:
+    """Keep a gateway's latest heartbeat as it came (a JSON object)."""
+    gateway_id = index.gateways.get((address.enterprise, address.gateway))
+    if gateway_id is None:
+        raise WireError(f"health of unknown gateway {address.enterprise}/{address.gateway}")
+    if len(payload) > MAX_HEALTH_BYTES:
+        raise WireError(f"health payload of {len(payload)} bytes exceeds {MAX_HEALTH_BYTES}")
+    try:
+        health = json.loads(payload)
+    except ValueError as err:
+        raise WireError(f"malformed health payload: {err}") from err
+    if not isinstance(health, dict):
+        raise WireError("health payload must be a JSON object")
+    conn.execute(
+        "UPDATE gateways SET health = %s, health_at = now() WHERE id = %s", (Jsonb(health), gateway_id)
+    )
 
 
 def _carry_state(old: RuleEngine, new: RuleEngine) -> None:

@@ -163,7 +163,12 @@ def test_garbage_is_dead_lettered_and_ingest_keeps_running(
         timeout=10,
     )
     letters = eventually(
-        lambda: _rows(database_url, "SELECT topic, reason FROM dead_letters"), 30, "the dead letter"
+        lambda: _rows(
+            database_url,
+            "SELECT topic, reason FROM dead_letters WHERE topic = 'hw/v1/E330110001/gw01/readings'",
+        ),
+        30,
+        "the dead letter",
     )
     assert letters[0][0] == "hw/v1/E330110001/gw01/readings"
     assert "malformed" in str(letters[0][1])

@@ -146,3 +146,15 @@ def test_time_window_follows_the_injected_clock(database_url: str, sample_plant:
         "timestamp in the future (gateway clock skew) (1 readings)",
         "timestamp older than raw retention (1 readings)",
     ]
+
+
+def test_gateway_health_is_kept_and_bad_health_dead_lettered(pipeline: Pipeline, database_url: str) -> None:
+    topic = wire.health_topic("E330110001", "gw01")
+    health = {"v": 1, "buffer": {"batches": 3}, "devices": [{"id": "plc-lpg", "state": "up"}]}
+    pipeline.process([Message(topic, json.dumps(health).encode())])
+    rows = query(database_url, "SELECT health, health_at IS NOT NULL FROM gateways WHERE code = 'gw01'"
+                 " AND enterprise_id = (SELECT id FROM enterprises WHERE code = 'E330110001')")  # fmt: skip
+    assert rows == [(health, True)]
+    pipeline.process([Message(topic, b"[1, 2]"), Message(wire.health_topic("NOPE", "gw01"), b"{}")])
+    reasons = sorted(str(r[0]) for r in query(database_url, "SELECT reason FROM dead_letters"))
+    assert reasons == ["health of unknown gateway NOPE/gw01", "health payload must be a JSON object"]

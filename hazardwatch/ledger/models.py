@@ -295,10 +295,23 @@ class OpcUaDevice(_Model):
 Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="protocol")]
 
 
+class BufferPolicy(_Model):
+    """The agent's store-and-forward buffer: its bounds and its fsync policy (README, agent)."""
+
+    max_mb: float = Field(512, gt=0, le=1_000_000, description="size bound in MiB; the oldest dropped beyond")
+    max_age_h: float = Field(168, gt=0, le=87_600, description="batches older than this are dropped")
+    durability: Literal["power-loss", "process-crash"] = Field(
+        "power-loss", description="power-loss: fsync every batch; process-crash: survive kill -9 only"
+    )
+
+
 class Gateway(_Model):
     id: Code = Field(description="gateway id, unique in the enterprise")
     name: str = Field("", max_length=200)
     devices: list[Device] = Field(min_length=1)
+    publish_interval_s: float = Field(0.5, ge=0.05, le=60, description="how often readings are batched")
+    heartbeat_s: float = Field(10, ge=1, le=3600, description="period of the health heartbeat")
+    buffer: BufferPolicy = Field(default_factory=BufferPolicy)
 
 
 class Location(_Model):
