@@ -76,6 +76,7 @@ def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
         HW_DEVICES=str(devices),
         HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
         HW_VAR_DIR=str(tmp_path / "var"),
+        HW_AGENT_METRICS="off",
         PYTHONUNBUFFERED="1",
     )
     s = Stack(env, tmp_path)

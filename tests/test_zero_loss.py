@@ -1,0 +1,222 @@
+"""Zero loss under faults, counted: a broker outage of a minute, and kill -9 of the agent mid-replay.
+
+Every part is a real process (simulators, agent, ingest) on a private, persistent Mosquitto and
+a fresh database. Three independent counts must agree afterwards:
+
+- the agent's own: readings committed to its buffer (the buffer's lifetime counters);
+- the wire's: a QoS 1 subscriber with a persistent session records every batch (sequence
+  number, tags, timestamps), so a batch the agent numbered and never delivered shows as a
+  missing sequence number;
+- the database's: one row per (tag, source time) that the delivered batches carry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway_agent.agent import buffer_path
+from gateway_agent.buffer import read_stats
+from hazardwatch import wire
+from tests.support import free_port, plant_doc_on_ports, private_mosquitto, wait_for_port, write_plant
+from tests.test_e2e import Stack, eventually
+
+pytestmark = pytest.mark.e2e
+
+GATEWAYS = [("E330110001", "gw01"), ("E330281002", "gw01")]
+OUTAGE_S = float(os.environ.get("HW_TEST_OUTAGE_S", "60"))
+
+
+@dataclass
+class Recorder:
+    """Every readings batch the broker delivers, kept by (enterprise, gateway, seq)."""
+
+    port: int
+    batches: dict[tuple[str, str, int], wire.ReadingBatch] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    subscribed: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rec-{uuid.uuid4().hex}",
+                                  clean_session=False)  # fmt: skip
+        self.client.on_connect = lambda c, *_: c.subscribe(wire.READINGS_SUBSCRIPTION, qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 2)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
+        address = wire.parse_topic(msg.topic)
+        batch = wire.decode(bytes(msg.payload))
+        with self.lock:
+            self.batches[(address.enterprise, address.gateway, batch.seq)] = batch
+
+    def seqs(self, enterprise: str, gateway: str) -> set[int]:
+        with self.lock:
+            return {seq for (e, g, seq) in self.batches if (e, g) == (enterprise, gateway)}
+
+    def readings(self) -> tuple[int, set[tuple[str, str, int]]]:
+        """Readings in the distinct batches, and the distinct (enterprise, tag, time) among them."""
+        with self.lock:
+            batches = list(self.batches.items())
+        total = sum(len(b) for _, b in batches)
+        distinct = {(e, tag, ts) for (e, _, _), b in batches for tag, ts in zip(b.tags, b.ts_ms, strict=True)}
+        return total, distinct
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> tuple[int, Path]:
+    """Port and store of a persistent private broker; tests restart it on the same store."""
+    return free_port(), tmp_path / "broker"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, broker: tuple[int, Path], database_url: str) -> Iterator[Stack]:
+    port, _ = broker
+    devices = write_plant(plant_doc_on_ports(free_port(), free_port()), tmp_path)
+    env = dict(os.environ)
+    env.update(
+        HW_DATABASE_URL=database_url,
+        HW_MQTT_URL=f"mqtt://127.0.0.1:{port}",
+        HW_DEVICES=str(devices),
+        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
+        HW_VAR_DIR=str(tmp_path / "var"),
+        HW_AGENT_METRICS="off",
+        PYTHONUNBUFFERED="1",
+    )
+    s = Stack(env, tmp_path)
+    migrated = s.run("migrate", "--sync")
+    assert migrated.returncode == 0, migrated.stderr
+    try:
+        yield s
+    finally:
+        codes = s.stop()
+        for name in s.procs:
+            print(f"----- {name} (exit {codes[name]}) -----\n{s.log(name)[-3000:]}")
+
+
+def db_count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def produced(state_dir: Path) -> tuple[int, int, int]:
+    """Readings the agent committed to its buffers, readings still held, readings dropped."""
+    stats = [read_stats(buffer_path(state_dir, e, g)) for e, g in GATEWAYS]
+    return (sum(s.put_readings for s in stats), sum(s.readings for s in stats),
+            sum(s.dropped_readings for s in stats))  # fmt: skip
+
+
+def next_seqs(state_dir: Path) -> dict[tuple[str, str], int]:
+    return {(e, g): read_stats(buffer_path(state_dir, e, g)).next_seq for e, g in GATEWAYS}
+
+
+def start_everything(stack: Stack) -> None:
+    stack.start("simulate", "simulate")
+    wait_for_port(int(stack.env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
+    stack.start("ingest", "ingest", "--no-sync")
+    stack.start("agent", "agent")
+
+
+def settle_and_count(stack: Stack, recorder: Recorder, database_url: str, state_dir: Path) -> None:
+    """Stop the agent cleanly, let everything arrive, then compare the three counts."""
+    agent = stack.procs["agent"]
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=30) == 0
+    total, held, dropped = produced(state_dir)
+    assert (held, dropped) == (0, 0), "the agent stopped with batches unacknowledged or dropped"
+    expected = next_seqs(state_dir)
+    for (enterprise, gateway), next_seq in expected.items():
+        numbered = set(range(1, next_seq))
+
+        def delivered(e: str = enterprise, g: str = gateway, n: set[int] = numbered) -> bool:
+            return recorder.seqs(e, g) >= n
+
+        eventually(delivered, 60, f"every batch of {enterprise}/{gateway} on the wire")
+        assert recorder.seqs(enterprise, gateway) == numbered  # nothing missing, nothing extra
+    on_wire, distinct = recorder.readings()
+    assert on_wire == total  # every reading the agent produced went out
+    eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings") == len(distinct), 60,
+               "the database to hold every distinct reading")  # fmt: skip
+    time.sleep(1)  # anything late would only add rows
+    assert db_count(database_url, "SELECT count(*) FROM readings") == len(distinct)  # exactly once
+    assert db_count(database_url, "SELECT count(*) FROM dead_letters") == 0
+    assert stack.alive("ingest")
+
+
+def test_broker_down_for_a_minute_loses_nothing(stack: Stack, broker: tuple[int, Path], database_url: str,
+                                                tmp_path: Path) -> None:  # fmt: skip
+    port, store = broker
+    state_dir = tmp_path / "var" / "agent"
+    recorder = Recorder(port)
+    with private_mosquitto(store, port):
+        recorder.client.connect("127.0.0.1", port)
+        recorder.client.loop_start()
+        assert recorder.subscribed.wait(10)
+        start_everything(stack)
+        eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
+                   "all 49 tags in the database")  # fmt: skip
+    # the broker is gone: polling goes on, every batch waits in the agent's buffer
+    outage_ends = time.monotonic() + OUTAGE_S
+    eventually(lambda: produced(state_dir)[1] > 0, 30, "batches held in the buffer during the outage")
+    time.sleep(max(outage_ends - time.monotonic(), 0))
+    held_at_restart = produced(state_dir)[1]
+    assert held_at_restart > 0
+    try:
+        with private_mosquitto(store, port):
+            eventually(lambda: produced(state_dir)[1] < held_at_restart / 2, 60, "the backlog replaying")
+            settle_and_count(stack, recorder, database_url, state_dir)
+            replayed = [b for b in recorder.batches.values() if b.replay]
+            assert replayed, "the backlog went out flagged as replay"
+    finally:
+        recorder.client.disconnect()
+        recorder.client.loop_stop()
+
+
+def kill_9(stack: Stack) -> None:
+    agent = stack.procs["agent"]
+    os.kill(agent.pid, signal.SIGKILL)
+    assert agent.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_kill_9_of_the_agent_loses_nothing(stack: Stack, broker: tuple[int, Path], database_url: str,
+                                           tmp_path: Path) -> None:  # fmt: skip
+    """Killed while holding a backlog, and killed again as the backlog starts to replay."""
+    port, store = broker
+    state_dir = tmp_path / "var" / "agent"
+    recorder = Recorder(port)
+    with private_mosquitto(store, port):
+        recorder.client.connect("127.0.0.1", port)
+        recorder.client.loop_start()
+        assert recorder.subscribed.wait(10)
+        start_everything(stack)
+        eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
+                   "all 49 tags in the database")  # fmt: skip
+    eventually(lambda: produced(state_dir)[1] >= 10 * 49, 60, "a backlog in the buffer")
+    kill_9(stack)  # mid-publish, with batches committed and none acknowledged
+    stack.start("agent", "agent")  # the same state directory: it finds its buffer
+    eventually(lambda: produced(state_dir)[1] >= 20 * 49, 60, "the restarted agent adding to the backlog")
+    try:
+        with private_mosquitto(store, port):
+            eventually(lambda: read_stats(buffer_path(state_dir, *GATEWAYS[0])).acked_batches > 0, 30,
+                       "the replay under way")  # fmt: skip
+            kill_9(stack)  # as the replay starts
+            stack.start("agent", "agent")
+            eventually(lambda: produced(state_dir)[1] < 49 * 4, 60, "the restarted agent to drain the buffer")
+            settle_and_count(stack, recorder, database_url, state_dir)
+            assert any(b.replay for b in recorder.batches.values())
+    finally:
+        recorder.client.disconnect()
+        recorder.client.loop_stop()
