@@ -1,5 +1,6 @@
 """Run every benchmark: ``python -m bench``."""
 
-from bench import rules_bench
+from bench import replay_bench, rules_bench
 
-rules_bench.main()
+rules_bench.main([])
+replay_bench.main([])

@@ -51,7 +51,7 @@ def bare_pass(cfg: TagConfig, idx: np.ndarray, values: np.ndarray) -> int:
     return int(np.count_nonzero(above))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--reference-batches", type=int, default=2, help="the reference is slow")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rng = np.random.default_rng(7)
     cfg = make_config(args.tags, rng)
     data = make_batches(args.tags, args.batch, args.batches, rng)

@@ -163,7 +163,8 @@ class PrivateMosquitto:
             )
             if probe.returncode == 0:
                 return "mosquitto"
-        logger.warning(
+        logger.log(
+            logging.WARNING if self.persistent else logging.DEBUG,
             "the mosquitto user cannot write %s (a parent directory is closed to it): the private broker "
             "runs as root so that its sessions persist",
             self.root,

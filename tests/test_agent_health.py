@@ -9,11 +9,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway_agent.agent import GatewayRuntime, run_agent
@@ -21,8 +23,15 @@ from gateway_agent.status import gateway_statuses
 from hazardwatch import wire
 from hazardwatch.ledger import load_plant
 from hazardwatch.settings import MqttAddress
-from tests.support import ROOT, free_port, plant_doc_on_ports, write_plant
+from tests.support import ROOT, free_port, plant_doc_on_ports, private_mosquitto, write_plant
 from tests.test_gateway_agent import simulators, until
+
+
+@pytest.fixture
+def mqtt_port() -> Iterator[int]:
+    """A broker of this test's own: no retained heartbeat of another test's agent."""
+    with private_mosquitto() as port:
+        yield port
 
 
 def fast_heartbeat_plant(tmp_path: Path) -> Path:
@@ -75,7 +84,8 @@ async def test_heartbeat_status_and_metrics_tell_the_gateways_health(tmp_path: P
                     30,
                     "every device answering",
                 )
-                await until(lambda: len(health_seen) == 2, 15, "a retained heartbeat per gateway")
+                topics = {wire.health_topic(e, g) for e, g in runtimes}
+                await until(lambda: topics <= set(health_seen), 15, "a retained heartbeat per gateway")
                 topic = wire.health_topic("E330110001", "gw01")
                 await until(
                     lambda: health_seen[topic]["mqtt"]["connected"], 15, "a heartbeat while connected"
