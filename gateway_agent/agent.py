@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway_agent import remote_config
 from gateway_agent.buffer import Buffer, Durability
 from gateway_agent.publisher import Publisher
-from gateway_agent.sources.base import Emit, Source
+from gateway_agent.sources.base import CommState, Emit, Source
 from gateway_agent.sources.modbus import ModbusSource
 from gateway_agent.sources.opcua import OpcUaSource
 from hazardwatch import wire
+from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Enterprise, Gateway, Plant
 from hazardwatch.quality import Quality
 from hazardwatch.settings import MqttAddress
@@ -112,6 +114,49 @@ def health_path(state_dir: Path, enterprise: str, gateway: str) -> Path:
     return state_dir / f"{enterprise}-{gateway}.health.json"
 
 
+class SourceSet:
+    """The sources of one configuration, running under a stop event of their own."""
+
+    def __init__(self, enterprise: Enterprise, gateway: Gateway, collector: Collector) -> None:
+        self.sources = build_sources(enterprise, gateway)
+        self._collector = collector
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._label = f"{enterprise.code}/{gateway.id}"
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(
+                s.run(self._collector.emitter(s.device_id), self._stop), name=f"source-{s.device_id}"
+            )
+            for s in self.sources
+        ]
+
+    async def stop(self, *, cancel: bool = False) -> None:
+        """Stop every source (at its next turn, or at once with ``cancel``) and wait for it."""
+        self._stop.set()
+        if cancel:
+            for task in self._tasks:
+                task.cancel()
+        for result in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                logger.error("gateway %s: a source failed: %r", self._label, result)
+
+    def up(self) -> set[str]:
+        return {s.device_id for s in self.sources if s.state == CommState.UP}
+
+
+@dataclass
+class ConfigStatus:
+    """Which configuration runs, and what became of the last one pushed."""
+
+    version: str
+    origin: str  # "devices file" or "pushed"
+    status: str = "applied"  # applied | rejected | rolled back
+    error: str | None = None
+    at_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+
 @dataclass
 class GatewayRuntime:
     """One running gateway, as the heartbeat, the metrics endpoint and tests see it."""
@@ -120,8 +165,13 @@ class GatewayRuntime:
     gateway: Gateway
     publisher: Publisher
     collector: Collector
-    sources: list[Source]
+    source_set: SourceSet
+    config: ConfigStatus
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+
+    @property
+    def sources(self) -> list[Source]:
+        return self.source_set.sources
 
     @property
     def key(self) -> tuple[str, str]:
@@ -175,13 +225,24 @@ class GatewayRuntime:
             },
             "devices": devices,
             "clock_offset_ms": publisher.clock_offset_ms,
+            "config": {
+                "version": self.config.version,
+                "origin": self.config.origin,
+                "status": self.config.status,
+                "error": self.config.error,
+                "at": self.config.at_ms,
+            },
         }
 
 
 async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddress, *, state_dir: Path,
                       stop: asyncio.Event, publish_interval_s: float | None = None, max_batch: int = 5000,
                       runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> None:  # fmt: skip
-    """One gateway: its sources feed one collector, cut into a batch every interval or when full."""
+    """One gateway: its sources feed one collector, cut into a batch every interval or when full.
+
+    The buffer's bounds and durability are taken at start; a pushed configuration changes the
+    devices, tags, publish interval and heartbeat while running.
+    """
     policy = gateway.buffer
     buffer = await asyncio.to_thread(
         Buffer,
@@ -190,39 +251,44 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         max_age_s=policy.max_age_h * 3600,
         durability=Durability(policy.durability),
     )
-    publisher = Publisher(enterprise.code, gateway.id, mqtt, buffer)
+    loop = asyncio.get_running_loop()
+    pushes: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def on_config(raw: bytes) -> None:  # on paho's network thread
+        loop.call_soon_threadsafe(pushes.put_nowait, raw)
+
+    publisher = Publisher(enterprise.code, gateway.id, mqtt, buffer, on_config=on_config)
     collector = Collector(gateway.id, max_batch)
-    sources = build_sources(enterprise, gateway)
-    runtime = GatewayRuntime(enterprise, gateway, publisher, collector, sources)
+    sources = SourceSet(enterprise, gateway, collector)
+    config = ConfigStatus(remote_config.version_of(enterprise), "devices file")
+    runtime = GatewayRuntime(enterprise, gateway, publisher, collector, sources, config)
     if runtimes is not None:
         runtimes[runtime.key] = runtime
-    interval = publish_interval_s if publish_interval_s is not None else gateway.publish_interval_s
     publisher.start()
-    tasks = [
-        asyncio.create_task(s.run(collector.emitter(s.device_id), stop), name=f"source-{s.device_id}")
-        for s in sources
-    ]
-    logger.info("gateway %s/%s: %d sources", enterprise.code, gateway.id, len(sources))
+    runtime.source_set.start()
+    logger.info("gateway %s/%s: %d sources", enterprise.code, gateway.id, len(runtime.sources))
     next_heartbeat = time.monotonic()
     try:
         while not stop.is_set():
+            interval = (
+                publish_interval_s if publish_interval_s is not None else runtime.gateway.publish_interval_s
+            )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(collector.full.wait(), interval)
             if len(collector):
                 # committing to the buffer fsyncs: keep that off the event loop
                 await asyncio.to_thread(publisher.submit, collector.cut())
             await asyncio.to_thread(publisher.tick)
+            while not pushes.empty() and not stop.is_set():
+                await apply_push(runtime, pushes.get_nowait())
+                next_heartbeat = 0.0  # tell the platform at once
             if time.monotonic() >= next_heartbeat:
-                next_heartbeat = time.monotonic() + gateway.heartbeat_s
+                next_heartbeat = time.monotonic() + runtime.gateway.heartbeat_s
                 await asyncio.to_thread(_heartbeat, runtime, state_dir)
     finally:
         stop.set()
-        if _cancelling():  # cancelled rather than stopped: do not wait for the sources' next turn
-            for task in tasks:
-                task.cancel()
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                logger.error("gateway %s/%s: a source failed: %r", enterprise.code, gateway.id, result)
+        # cancelled rather than stopped: do not wait for the sources' next turn
+        await runtime.source_set.stop(cancel=_cancelling())
         if len(collector):
             await asyncio.to_thread(publisher.submit, collector.cut())
         await asyncio.to_thread(publisher.stop)
@@ -230,6 +296,61 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         await asyncio.to_thread(buffer.close)
         if runtimes is not None:
             runtimes.pop(runtime.key, None)
+
+
+async def apply_push(runtime: GatewayRuntime, raw: bytes) -> None:
+    """Validate a pushed configuration and swap the sources; roll back if the new ones do not start.
+
+    "Do not start" means: building them fails, or a device that answered under the old
+    configuration does not answer under the new one within its start time. A device that was
+    down before may stay down (the new configuration is not to blame).
+    """
+    label = f"{runtime.enterprise.code}/{runtime.gateway.id}"
+    try:
+        pushed = remote_config.parse(raw, runtime.enterprise.code, runtime.gateway.id)
+    except ConfigError as err:
+        logger.warning("gateway %s: pushed configuration rejected: %s", label, err)
+        runtime.config = ConfigStatus(runtime.config.version, runtime.config.origin, "rejected", str(err))
+        return
+    if pushed.version == runtime.config.version:
+        return  # the retained push of what already runs
+    try:
+        candidate = SourceSet(pushed.enterprise, pushed.gateway, runtime.collector)
+    except Exception as err:  # noqa: BLE001 - any failure to build is a rejection, reported
+        logger.warning("gateway %s: pushed configuration %s cannot be built: %r", label, pushed.version, err)
+        runtime.config = ConfigStatus(runtime.config.version, runtime.config.origin, "rejected", repr(err))
+        return
+    old = runtime.source_set
+    answered = old.up()
+    await old.stop()
+    candidate.start()
+    failed = await _wait_started(
+        candidate, answered & {s.device_id for s in candidate.sources}, pushed.gateway
+    )
+    if not failed:
+        runtime.enterprise, runtime.gateway, runtime.source_set = pushed.enterprise, pushed.gateway, candidate
+        runtime.config = ConfigStatus(pushed.version, "pushed")
+        logger.info("gateway %s: pushed configuration %s applied (%d sources)", label, pushed.version,
+                    len(candidate.sources))  # fmt: skip
+        return
+    await candidate.stop(cancel=True)
+    restored = SourceSet(runtime.enterprise, runtime.gateway, runtime.collector)
+    restored.start()
+    runtime.source_set = restored
+    why = f"devices did not answer under the new configuration: {', '.join(sorted(failed))}"
+    runtime.config = ConfigStatus(runtime.config.version, runtime.config.origin, "rolled back", why)
+    logger.warning("gateway %s: pushed configuration %s rolled back: %s", label, pushed.version, why)
+
+
+async def _wait_started(candidate: SourceSet, expected: set[str], gateway: Gateway) -> set[str]:
+    """Devices of ``expected`` that do not answer within the start time (empty when all do)."""
+    budget = max((d.poll_interval_s + d.timeout_s for d in gateway.devices), default=1.0)
+    deadline = time.monotonic() + min(max(3 * budget, 5.0), 30.0)
+    while time.monotonic() < deadline:
+        if expected <= candidate.up():
+            return set()
+        await asyncio.sleep(0.1)
+    return expected - candidate.up()
 
 
 def _heartbeat(runtime: GatewayRuntime, state_dir: Path, *, publish: bool = True) -> None:

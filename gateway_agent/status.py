@@ -78,6 +78,9 @@ def _problems(status: GatewayStatus) -> list[str]:
         problems.append("devices not answering: " + ", ".join(down))
     if health["buffer"]["dropped_batches"]:
         problems.append(f"{health['buffer']['dropped_batches']} batches dropped from a full buffer")
+    config = health.get("config") or {}
+    if config.get("status") in ("rejected", "rolled back"):
+        problems.append(f"last pushed configuration {config['status']}: {config.get('error')}")
     offset = health.get("clock_offset_ms")
     if offset is not None and abs(offset) > CLOCK_SKEW_WARN_MS:
         problems.append(f"clock {-offset / 1000:+.1f} s off the platform's")
@@ -106,6 +109,10 @@ def render(statuses: list[GatewayStatus]) -> str:
             f"dropped {buffer['dropped_batches']} ({buffer['durability']})",
             f"  clock    {'unknown' if offset is None else f'{-offset / 1000:+.3f} s against the platform'}",
         ]
+        config = h.get("config")
+        if config:
+            error = f": {config['error']}" if config.get("error") else ""
+            lines.append(f"  config   {config['version']} ({config['origin']}), {config['status']}{error}")
         for d in h["devices"]:
             latency = "-" if d["latency_ms"] is None else f"{d['latency_ms']:.0f} ms"
             lines.append(f"  device   {d['id']:<16} {d['state']:<10} {d['readings']} readings, "

@@ -131,6 +131,18 @@ def cmd_agent_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(s.healthy for s in statuses) else 1
 
 
+def cmd_agent_push_config(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway_agent.remote_config import push
+    from hazardwatch.settings import parse_mqtt_url
+
+    address = parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
+    for topic, version in push(
+        _plant(args, settings), address, enterprise=args.enterprise, gateway=args.gateway
+    ):
+        print(f"{topic}  version {version}")
+    return 0
+
+
 def _agent_state_dir(args: argparse.Namespace, settings: Settings) -> Path:
     return Path(args.state_dir) if args.state_dir else settings.var_dir / "agent"
 
@@ -280,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_status.set_defaults(handler=cmd_agent_status)
     p_status.add_argument("--state-dir", help="the agent's state directory (default: $HW_VAR_DIR/agent)")
     p_status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p_push = agent_sub.add_parser(
+        "push-config",
+        help="publish the devices file's configuration to running agents (retained, per gateway)",
+        description="publish each selected gateway's section of the devices file, retained, on "
+        "hw/v1/<enterprise>/<gateway>/config; a running agent validates it, swaps its sources and rolls back "
+        "if they do not start; the outcome shows in `hazardwatch agent status`",
+    )
+    p_push.set_defaults(handler=cmd_agent_push_config)
+    _common(p_push, "devices", "mqtt_url")
+    p_push.add_argument("--enterprise", help="only this enterprise's gateways")
+    p_push.add_argument("--gateway", help="only this gateway")
 
     p = add("ingest", cmd_ingest, "run an ingest worker: MQTT → readings, dead letters, rules and alarms")
     _common(p, "devices", "database_url", "mqtt_url")
