@@ -172,8 +172,7 @@ class Pipeline:
         if gateway_id is None:
             reason = f"unknown gateway {address.enterprise}/{address.gateway}"
             return [DeadLetter(message.topic, message.payload, reason)]
-        if not batch.replay:
-            _record_sequence(conn, gateway_id, batch.seq)
+        _record_sequence(conn, gateway_id, batch.seq)
         return self._split(index, address.enterprise, message.topic, batch, columns)
 
     def _split(self, index: TagIndex, enterprise: str, topic: str, batch: wire.ReadingBatch,
@@ -253,12 +252,42 @@ def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.Reading
 
 
 def _record_sequence(conn: Conn, gateway_id: int, seq: int) -> None:
-    """Count the batches a gateway numbered but never delivered (live data only)."""
+    """Open a gap when a batch jumps ahead of the last one; close it as the missing ones arrive.
+
+    The same rule holds for live and replayed batches, so the order they arrive in does not
+    matter: ``gateways.seq_gaps`` always counts the batches numbered and not yet received.
+    """
+    row = conn.execute("SELECT last_seq FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)).fetchone()
+    last = int(str(row[0])) if row is not None and row[0] is not None else None
+    if last is None or seq > last:
+        missing = 0 if last is None else seq - last - 1
+        if missing:
+            conn.execute(
+                "INSERT INTO gateway_seq_gaps (gateway_id, first_seq, last_seq) VALUES (%s, %s, %s)",
+                (gateway_id, seq - missing, seq - 1),
+            )
+        conn.execute(
+            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s, last_seen_at = now() WHERE id = %s",
+            (seq, missing, gateway_id),
+        )
+        return
+    gap = conn.execute(
+        "DELETE FROM gateway_seq_gaps WHERE gateway_id = %s AND first_seq <= %s AND last_seq >= %s"
+        " RETURNING first_seq, last_seq, opened_at",
+        (gateway_id, seq, seq),
+    ).fetchone()
+    if gap is None:
+        return  # a duplicate: nothing was missing
+    first, last_missing, opened_at = int(str(gap[0])), int(str(gap[1])), gap[2]
+    for a, b in ((first, seq - 1), (seq + 1, last_missing)):
+        if a <= b:
+            conn.execute(
+                "INSERT INTO gateway_seq_gaps (gateway_id, first_seq, last_seq, opened_at)"
+                " VALUES (%s, %s, %s, %s)",
+                (gateway_id, a, b, opened_at),
+            )
     conn.execute(
-        "UPDATE gateways SET seq_gaps = seq_gaps + CASE WHEN last_seq IS NOT NULL AND %(s)s > last_seq + 1"
-        " THEN %(s)s - last_seq - 1 ELSE 0 END, last_seq = greatest(coalesce(last_seq, %(s)s), %(s)s),"
-        " last_seen_at = now() WHERE id = %(g)s",
-        {"s": seq, "g": gateway_id},
+        "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = now() WHERE id = %s", (gateway_id,)
     )
 
 

@@ -107,12 +107,35 @@ def test_overfill_raises_escalates_and_returns(pipeline: Pipeline, database_url:
     assert alarms == [("HIGH", "RTN_UNACK", False, 1)]
 
 
-def test_sequence_gaps_are_counted(pipeline: Pipeline, database_url: str) -> None:
+def test_sequence_gaps_open_on_a_jump_and_close_as_the_backlog_arrives(
+    pipeline: Pipeline, database_url: str
+) -> None:
     now = int(time.time() * 1000)
-    for seq in (1, 2, 5):
-        pipeline.process([batch_message(seq, [("LT101", now + seq, 50.0, Quality.GOOD)])])
-    assert query(database_url, "SELECT last_seq, seq_gaps FROM gateways g JOIN enterprises e"
-                 " ON e.id = g.enterprise_id WHERE e.code = 'E330110001'") == [(5, 2)]  # fmt: skip
+
+    def arrive(seq: int, replay: bool = False) -> None:
+        message = batch_message(seq, [("LT101", now + seq, 50.0, Quality.GOOD)])
+        if replay:
+            message = Message(message.topic, wire.mark_replay(message.payload))
+        pipeline.process([message])
+
+    def gaps() -> tuple[object, ...]:
+        counted = query(database_url, "SELECT last_seq, seq_gaps FROM gateways g JOIN enterprises e"
+                        " ON e.id = g.enterprise_id WHERE e.code = 'E330110001'")  # fmt: skip
+        ranges = query(database_url, "SELECT first_seq, last_seq FROM gateway_seq_gaps ORDER BY first_seq")
+        return counted[0], ranges
+
+    for seq in (1, 2, 9):  # live data goes first after an outage: 3…8 are still in the agent's buffer
+        arrive(seq)
+    assert gaps() == ((9, 6), [(3, 8)])
+    for seq in (3, 4, 6):  # the backlog replays
+        arrive(seq, replay=True)
+    assert gaps() == ((9, 3), [(5, 5), (7, 8)])
+    arrive(4, replay=True)  # a duplicate changes nothing
+    arrive(10)
+    assert gaps() == ((10, 3), [(5, 5), (7, 8)])
+    for seq in (5, 7, 8):
+        arrive(seq, replay=True)
+    assert gaps() == ((10, 0), [])
 
 
 def test_restart_raises_no_duplicate_alarm(pipeline: Pipeline, database_url: str) -> None:

@@ -153,6 +153,7 @@ def settle_and_count(stack: Stack, recorder: Recorder, database_url: str, state_
     time.sleep(1)  # anything late would only add rows
     assert db_count(database_url, "SELECT count(*) FROM readings") == len(distinct)  # exactly once
     assert db_count(database_url, "SELECT count(*) FROM dead_letters") == 0
+    assert db_count(database_url, "SELECT sum(seq_gaps) FROM gateways") == 0  # every gap closed by replay
     assert stack.alive("ingest")
 
 
