@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway_agent.buffer import Buffer, Stored
 from hazardwatch import wire
+from hazardwatch.mqttconn import make_client
 from hazardwatch.settings import MqttAddress
 
 logger = logging.getLogger(__name__)
@@ -96,18 +95,9 @@ class Publisher:
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id(self.enterprise, self.gateway),
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        client = make_client(self._address, client_id(self.enterprise, self.gateway), clean_session=False)
         client.max_inflight_messages_set(self._window + 4)  # room for status and health
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
-        if self._address.username:
-            client.username_pw_set(self._address.username, self._address.password)
-        if self._address.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         client.will_set(self._status_topic, wire.status_payload(False), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 import uuid
 from dataclasses import dataclass
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from hazardwatch import wire
 from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Enterprise, Gateway, Plant
+from hazardwatch.mqttconn import make_client
 from hazardwatch.settings import MqttAddress
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -89,11 +87,7 @@ def push(plant: Plant, address: MqttAddress, *, enterprise: str | None = None, g
     ]  # fmt: skip
     if not selected:
         raise ConfigError(f"no gateway matches enterprise={enterprise!r} gateway={gateway!r}")
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"hw-config-{uuid.uuid4().hex[:12]}")
-    if address.username:
-        client.username_pw_set(address.username, address.password)
-    if address.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    client = make_client(address, f"hw-config-{uuid.uuid4().hex[:12]}")
     try:
         client.connect(address.host, address.port, keepalive=30)
     except OSError as err:

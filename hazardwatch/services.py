@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from hazardwatch.errors import ConfigError
@@ -112,10 +113,15 @@ class PrivateMosquitto:
     running as root (with a warning) so that persistence still holds.
     """
 
-    def __init__(self, var_dir: Path, port: int, *, persistent: bool = True) -> None:
+    def __init__(self, var_dir: Path, port: int, *, persistent: bool = True, allow_anonymous: bool = True,
+                 listener_options: Sequence[str] = (), options: Sequence[str] = ()) -> None:  # fmt: skip
+        """``listener_options`` (e.g. TLS files) apply to the listener, ``options`` to the broker."""
         self.root = (var_dir / "mosquitto").resolve()
         self.port = port
         self.persistent = persistent
+        self._allow_anonymous = allow_anonymous
+        self._listener_options = list(listener_options)
+        self._options = list(options)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -136,7 +142,9 @@ class PrivateMosquitto:
         self.root.mkdir(parents=True, exist_ok=True)
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *self._listener_options,
+            f"allow_anonymous {'true' if self._allow_anonymous else 'false'}",
+            *self._options,
             f"persistence {'true' if self.persistent else 'false'}",
             f"persistence_location {self.root}/",
             "max_inflight_messages 100",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from hazardwatch.errors import ConfigError
 
@@ -19,6 +20,7 @@ ENV_DOC: dict[str, str] = {
     "HW_TIMEZONE": "time zone times are shown in (default Asia/Shanghai)",
     "HW_VAR_DIR": "directory for private services and state (default ./var)",
     "HW_LOG_LEVEL": "log level: DEBUG, INFO, WARNING (default INFO)",
+    "HW_MQTT_PASSWORD": "MQTT password, for a user given in HW_MQTT_URL without one",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }
 
@@ -28,23 +30,49 @@ class MqttAddress:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     tls: bool = False
+    ca_file: str | None = None  # CA that signed the broker's certificate (default: the system's)
+    cert_file: str | None = None  # client certificate and key, for brokers that require one
+    key_file: str | None = None
 
 
-def parse_mqtt_url(url: str) -> MqttAddress:
+_TLS_PARAMS = {"cafile": "ca_file", "certfile": "cert_file", "keyfile": "key_file"}
+
+
+def parse_mqtt_url(url: str, environ: Mapping[str, str] | None = None) -> MqttAddress:
+    """``mqtt[s]://[user[:password]@]host[:port][?cafile=…&certfile=…&keyfile=…]``.
+
+    A user without a password in the URL takes it from ``HW_MQTT_PASSWORD``, so that the secret
+    need not sit in a command line or a unit file.
+    """
+    env = os.environ if environ is None else environ
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
     if not parts.hostname:
         raise ConfigError(f"MQTT URL {url!r} has no host")
     tls = parts.scheme in ("mqtts", "ssl")
+    files: dict[str, str] = {}
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in _TLS_PARAMS:
+            raise ConfigError(f"MQTT URL parameter {key!r} is unknown (known: {', '.join(_TLS_PARAMS)})")
+        if not tls:
+            raise ConfigError(f"MQTT URL parameter {key!r} needs mqtts://")
+        if not Path(value).is_file():
+            raise ConfigError(f"MQTT URL parameter {key}: no file {value!r}")
+        files[_TLS_PARAMS[key]] = value
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if username and password is None:
+        password = env.get("HW_MQTT_PASSWORD")
     return MqttAddress(
         host=parts.hostname,
         port=parts.port or (8883 if tls else 1883),
-        username=parts.username,
-        password=parts.password,
+        username=username,
+        password=password,
         tls=tls,
+        **files,
     )
 
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import logging
 import queue
-import ssl
 import threading
 import time
 from collections.abc import Sequence
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
 
 from hazardwatch import wire
+from hazardwatch.mqttconn import make_client
 from hazardwatch.settings import MqttAddress
 from ingest import deadletters
 from ingest.deadletters import DeadLetter
@@ -49,17 +48,8 @@ class Consumer:
         self.connected = threading.Event()
         self.processed = 0
         self._stopping = False
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
+        self._client = make_client(address, client_id, clean_session=False)
         self._client.manual_ack_set(True)
-        if address.username:
-            self._client.username_pw_set(address.username, address.password)
-        if address.tls:
-            self._client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         self._client.reconnect_delay_set(1, int(MAX_BACKOFF_S))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
