@@ -10,6 +10,7 @@ from psycopg.rows import dict_row
 
 from dashboard.db import AsyncConn
 from dashboard.scope import Principal, scope_sql
+from ingest.storage import resolution_for, trend_query
 
 Row = dict[str, Any]
 
@@ -28,8 +29,6 @@ ALARM_FROM = (
 )
 ORDER = " ORDER BY a.priority, a.raised_at DESC, a.id DESC"
 STATES = {"open": "a.state <> 'NORMAL'", "all": "true"}
-RAW_SPAN = timedelta(hours=2)  # longer trends are averaged into about TREND_BUCKETS buckets
-TREND_BUCKETS = 1000
 MAX_SPAN = timedelta(days=31)
 MAX_RAW_POINTS = 20_000
 _OFFSET_AS_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
@@ -101,25 +100,14 @@ async def get_tag(conn: AsyncConn, who: Principal, tag_id: int) -> Row | None:
 
 
 async def trend(conn: AsyncConn, tag_id: int, start: datetime, end: datetime) -> tuple[list[list[Any]], int]:
-    """Points [ts_ms, value, quality] of a tag (scope checked by the caller) and the bucket (s, 0 = raw)."""
-    span = end - start
-    if span <= RAW_SPAN:
-        cur = await conn.execute(
-            "SELECT (extract(epoch FROM ts) * 1000)::bigint, value, quality FROM readings"
-            " WHERE tag_id = %s AND ts >= %s AND ts <= %s ORDER BY ts LIMIT %s",
-            (tag_id, start, end, MAX_RAW_POINTS),
-        )
-        bucket_s = 0
-    else:
-        bucket_s = max(1, int(span.total_seconds() // TREND_BUCKETS))
-        cur = await conn.execute(
-            "SELECT (extract(epoch FROM b) * 1000)::bigint, avg(value), max(quality) FROM ("
-            " SELECT date_bin(%s, ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b, value, quality"
-            " FROM readings WHERE tag_id = %s AND ts >= %s AND ts <= %s) r GROUP BY b ORDER BY b",
-            (timedelta(seconds=bucket_s), tag_id, start, end),
-        )
-    points = [[int(str(ms)), value, int(str(q))] for ms, value, q in await cur.fetchall()]
-    return points, bucket_s
+    """Points [ts_ms, value, quality, min, max] of a tag (scope checked by the caller) and the bucket
+    in seconds (0 = raw readings, 60 = minute rollups, 3600 = hour rollups), chosen by the span."""
+    resolution = resolution_for(end - start)
+    cur = await conn.execute(trend_query(resolution).encode(), (tag_id, start, end, MAX_RAW_POINTS))
+    points = [
+        [int(str(ms)), value, int(str(q)), low, high] for ms, value, low, high, q in await cur.fetchall()
+    ]
+    return points, {"raw": 0, "1m": 60, "1h": 3600}[resolution]
 
 
 def parse_span(

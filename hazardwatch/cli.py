@@ -223,6 +223,22 @@ def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from ingest.db import connect
+    from ingest.storage import online_rates
+
+    until = datetime.now(UTC).replace(second=0, microsecond=0)
+    since = until - timedelta(hours=args.hours)
+    with connect(args.database_url or settings.database_url) as conn:
+        rates = online_rates(conn, since, until, args.by)
+    print(f"online rate over the {args.hours:g} h to {until.isoformat()} (received / expected readings)")
+    for rate in rates:
+        print(f"  {rate.key:<32} {rate.rate * 100:6.1f} %  {rate.received:>10} / {rate.expected}")
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser, *names: str) -> None:
     flags = {
         "devices": ("--devices", "devices file (default: $HW_DEVICES or devices.yaml)"),
@@ -336,6 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, "database_url")
     p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+
+    p = add(
+        "online",
+        cmd_online,
+        "online rate: readings received against expected, per enterprise, gateway or tag",
+    )
+    _common(p, "database_url")
+    p.add_argument(
+        "--hours", type=float, default=24, help="the span, ending at the last whole minute (default 24)"
+    )
+    p.add_argument("--by", choices=["enterprise", "gateway", "tag"], default="gateway", help="grouping")
     return parser
 
 

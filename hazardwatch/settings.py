@@ -21,6 +21,9 @@ ENV_DOC: dict[str, str] = {
     "HW_VAR_DIR": "directory for private services and state (default ./var)",
     "HW_LOG_LEVEL": "log level: DEBUG, INFO, WARNING (default INFO)",
     "HW_MQTT_PASSWORD": "MQTT password, for a user given in HW_MQTT_URL without one",
+    "HW_RETAIN_RAW_DAYS": "days raw readings are kept, >= 30 (default 90); older ones are dead-lettered",
+    "HW_RETAIN_1M_DAYS": "days the 1-minute rollups are kept (default 400)",
+    "HW_RETAIN_1H_DAYS": "days the 1-hour rollups are kept (default 3650)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }
 

@@ -22,8 +22,8 @@ from hazardwatch.clock import Clock, SystemClock
 from hazardwatch.errors import WireError
 from hazardwatch.quality import VALUED_QUALITIES
 from ingest import deadletters
-from ingest.copybuf import readings_copy_buffer
 from ingest.deadletters import DeadLetter
+from ingest.storage import Backend, backend_of, write_readings
 from ingest.tagindex import TagIndex
 from rules.engine import RuleEngine
 from rules.types import Condition
@@ -76,11 +76,13 @@ class Pipeline:
         self._engine: RuleEngine | None = None
         self._partition_days: set[date] = set()
         self._last_index_check_ms = 0
+        self._backend: Backend = "plain"
 
     # -- connection and state -------------------------------------------------------------
     def _connection(self) -> Conn:
         if self._conn is None or self._conn.closed:
             self._conn = psycopg.connect(self._url, connect_timeout=5)
+            self._backend = backend_of(self._conn)
             self._partition_days.clear()
             self._load_index(self._conn, force=True)
         return self._conn
@@ -147,7 +149,7 @@ class Pipeline:
             quality = np.array(columns.quality, dtype=np.int16)
             tag_ids = index.config.tag_id[idx]
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
-            result.readings = _write_readings(conn, ts, tag_ids, values, quality)
+            result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
             transitions = engine.evaluate(idx, ts, values, quality)
             result.transitions = apply_transitions(conn, transitions)
         return result
@@ -219,30 +221,6 @@ class Pipeline:
         while day <= last:
             self._partition_days.add(day)
             day = date.fromordinal(day.toordinal() + 1)
-
-
-def _write_readings(conn: Conn, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
-                    quality: np.ndarray) -> int:  # fmt: skip
-    """Binary COPY into a staging table, then an idempotent insert and the latest values."""
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS readings_in (ts timestamptz, tag_id integer,"
-        " value double precision, quality smallint) ON COMMIT DELETE ROWS"
-    )
-    with conn.cursor() as cur:
-        with cur.copy("COPY readings_in (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(readings_copy_buffer(ts, tag_ids, values, quality))
-        written = cur.execute(
-            "INSERT INTO readings (ts, tag_id, value, quality) SELECT ts, tag_id, value, quality"
-            " FROM readings_in ON CONFLICT DO NOTHING"
-        ).rowcount
-        cur.execute(
-            "INSERT INTO readings_latest (tag_id, ts, value, quality)"
-            " SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM readings_in"
-            " ORDER BY tag_id, ts DESC"
-            " ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value,"
-            " quality = EXCLUDED.quality, received_at = now() WHERE readings_latest.ts < EXCLUDED.ts"
-        )
-    return written
 
 
 def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.ReadingBatch:

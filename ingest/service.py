@@ -8,13 +8,16 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+import psycopg
+
 from hazardwatch.ledger import Plant
 from hazardwatch.settings import parse_mqtt_url
 from ingest.consumer import Consumer, subscriptions
 from ingest.db import connect, ensure_database
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Limits, Pipeline
+from ingest.storage import Retention, maintain
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +44,34 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    retention = Retention.from_env()
+    maintenance = threading.Thread(
+        target=run_maintenance, args=(database_url, retention, stop), name="storage-maintenance", daemon=True
+    )
+    maintenance.start()
     suffix = "-".join(enterprises) if enterprises else "all"
     consumer = Consumer(
-        Pipeline(database_url),
+        Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days)),
         parse_mqtt_url(mqtt_url),
         client_id=f"hw-ingest-{worker_id}-{suffix}"[:120],
         topics=subscriptions(enterprises),
     )
     consumer.run(stop)
+    maintenance.join(timeout=10)
     logger.info("ingest stopped after %d messages", consumer.processed)
+
+
+MAINTENANCE_INTERVAL_S = 3600.0
+
+
+def run_maintenance(database_url: str, retention: Retention, stop: threading.Event) -> None:
+    """Partitions ahead and retention, at start and every hour; a failure is retried in a minute."""
+    while not stop.is_set():
+        try:
+            with connect(database_url) as conn:
+                maintain(conn, retention)
+        except (psycopg.Error, OSError) as err:
+            logger.warning("storage maintenance failed (%s); retrying in a minute", err)
+            stop.wait(60)
+            continue
+        stop.wait(MAINTENANCE_INTERVAL_S)

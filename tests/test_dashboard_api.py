@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
+import numpy as np
 import psycopg
 import pytest
 from aiohttp import web
@@ -32,6 +33,7 @@ from dashboard.scope import Principal, Role, scope_sql
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
+from ingest.storage import write_readings
 from rules.types import Condition, Transition
 
 PASSWORD = "correct horse 42"
@@ -439,36 +441,36 @@ async def test_unauthenticated_api_answers_401(seeded: Seeded) -> None:
 async def test_trend_returns_points_and_limits(seeded: Seeded) -> None:
     tag_id = seeded.tags[f"{HOME}/LT101"]
     now = datetime.now(UTC).replace(microsecond=0)
-    with psycopg.connect(seeded.url) as conn:
-        for i in range(10):
-            conn.execute(
-                "INSERT INTO readings (ts, tag_id, value, quality) VALUES (%s, %s, %s, 0)",
-                (now - timedelta(minutes=i), tag_id, 80.0 + i),
-            )
-        conn.execute(
-            "INSERT INTO readings (ts, tag_id, value, quality) VALUES (%s, %s, NULL, 3)",
-            (now - timedelta(minutes=45), tag_id),
-        )
-        conn.commit()
+    stamps = [now - timedelta(minutes=i) for i in range(10)] + [now - timedelta(minutes=45)]
+    with psycopg.connect(seeded.url) as conn, conn.transaction():  # as ingest writes: rollups too
+        conn.execute("SELECT hw_ensure_partitions(%s, %s)", (min(stamps).date(), max(stamps).date()))
+        write_readings(
+            conn, "plain",
+            np.array([int(t.timestamp() * 1000) for t in stamps], dtype=np.int64),
+            np.full(11, tag_id, dtype=np.int32),
+            np.array([80.0 + i for i in range(10)] + [np.nan]),
+            np.array([0] * 10 + [3], dtype=np.int16),
+        )  # fmt: skip
     async with running(seeded.url) as (server, _), logged_in(server, "qiye") as user:
         status, body = await user.get(f"/api/v1/tags/{tag_id}/trend")
         assert status == 200
         assert len(body["points"]) == 10  # the last 30 minutes by default
         ts = [p[0] for p in body["points"]]
         assert ts == sorted(ts)
-        assert body["points"][-1][1:] == [80.0, 0]
+        assert body["points"][-1][1:3] == [80.0, 0]
         assert body["limits"] == {"ll": 10, "l": 15, "h": 85, "hh": 90}
         assert body["range"] == [0, 100]
         start = (now - timedelta(hours=1)).isoformat()
         status, body = await user.get(f"/api/v1/tags/{tag_id}/trend?from={start.replace('+', '%2B')}")
         assert status == 200
         assert len(body["points"]) == 11
-        assert body["points"][0][1:] == [None, 3]
-        start = (now - timedelta(hours=3)).isoformat()  # longer spans are averaged into buckets
+        assert body["points"][0][1:3] == [None, 3]
+        start = (now - timedelta(hours=8)).isoformat()  # longer spans come from the minute rollups
         status, body = await user.get(f"/api/v1/tags/{tag_id}/trend?from={start}")  # '+' arrives as ' '
         assert status == 200
-        assert body["bucket_s"] == 10
+        assert body["bucket_s"] == 60
         assert [p[1] for p in body["points"]] == [None, *[80.0 + i for i in reversed(range(10))]]
+        assert body["points"][0][2] == 2  # a minute without a value
         status, body = await user.get(f"/api/v1/tags/{tag_id}/trend?from=yesterday")
         assert (status, body["error"]) == (400, "bad_request")
 

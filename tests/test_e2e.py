@@ -184,6 +184,10 @@ def test_garbage_is_dead_lettered_and_ingest_keeps_running(
     listing = stack.run("deadletters")
     assert listing.returncode == 0
     assert "malformed" in listing.stdout
+    online = stack.run("online", "--hours", "0.1", "--by", "enterprise")
+    assert online.returncode == 0, online.stderr
+    rates = {line.split()[0]: float(line.split()[1]) for line in online.stdout.splitlines()[1:]}
+    assert set(rates) == {"E330110001", "E330281002"}  # the figures themselves: tests/test_storage.py
 
 
 def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_url: str) -> None:

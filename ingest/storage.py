@@ -1,0 +1,279 @@
+"""The storage interface: raw readings and their rollups, on TimescaleDB or plain PostgreSQL.
+
+The backend is chosen once, when the schema is created (``ingest.migrate`` probes for the
+extension), and read back from ``schema_migrations``. Everything that differs lives here:
+
+- **writes** — a binary COPY into a staging table, then an idempotent insert; on plain
+  PostgreSQL the same statement folds the rows it actually inserted into the 1-minute and
+  1-hour rollups, so a redelivered batch changes nothing. TimescaleDB's continuous aggregates
+  do that on their own.
+- **retention** — raw data, minute rollups and hour rollups each kept for their own number of
+  days (``Retention``): dropped partitions on plain PostgreSQL, retention policies on
+  TimescaleDB, applied by ``maintain`` (ingest runs it at start and every hour).
+- **reads** — ``trend_query`` picks raw data, minute or hour rollups by the span asked; both
+  backends expose the rollups as ``readings_1m`` / ``readings_1h`` with the same columns.
+- **online rate** — expected readings (from each tag's poll period) against received ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import psycopg
+
+from hazardwatch.errors import ConfigError
+from ingest.copybuf import readings_copy_buffer
+from ingest.migrate import current_backend
+
+logger = logging.getLogger(__name__)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+Backend = Literal["timescale", "plain"]
+Resolution = Literal["raw", "1m", "1h"]
+
+RAW_SPAN = timedelta(hours=6)  # up to this span a trend shows raw readings…
+MINUTE_SPAN = timedelta(days=7)  # …then minute rollups up to this one, hour rollups beyond
+MAINTENANCE_LOCK = 0x4857_0002  # one worker maintains at a time
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    raw_days: int = 90
+    minute_days: int = 400
+    hour_days: int = 3650
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Retention:
+        env = os.environ if environ is None else environ
+        base = cls()
+        try:
+            retention = cls(
+                int(env.get("HW_RETAIN_RAW_DAYS", base.raw_days)),
+                int(env.get("HW_RETAIN_1M_DAYS", base.minute_days)),
+                int(env.get("HW_RETAIN_1H_DAYS", base.hour_days)),
+            )
+        except ValueError as err:
+            raise ConfigError(f"HW_RETAIN_*_DAYS must be whole numbers of days: {err}") from err
+        if retention.raw_days < 30:
+            raise ConfigError("HW_RETAIN_RAW_DAYS must be at least 30 (regulatory minimum for raw data)")
+        if not retention.raw_days <= retention.minute_days <= retention.hour_days:
+            raise ConfigError("retention must not shrink with resolution: raw ≤ 1-minute ≤ 1-hour days")
+        return retention
+
+
+def backend_of(conn: Conn) -> Backend:
+    backend = current_backend(conn)
+    if backend is None:
+        raise ConfigError("the database has no schema yet: run `hazardwatch migrate`")
+    return backend
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS readings_in (ts timestamptz, tag_id integer,"
+    " value double precision, quality smallint) ON COMMIT DELETE ROWS"
+)
+_INSERT = (
+    "INSERT INTO readings (ts, tag_id, value, quality) SELECT ts, tag_id, value, quality"
+    " FROM readings_in ON CONFLICT DO NOTHING"
+)
+
+
+def _rollup_upsert(table: str, unit: str) -> str:
+    return (
+        f"{table} AS r (tag_id, bucket, min, max, sum, n, samples, last, last_ts)"
+        f" SELECT tag_id, date_trunc('{unit}', ts), min(value), max(value), coalesce(sum(value), 0),"
+        " count(value), count(*), (array_agg(value ORDER BY ts DESC) FILTER (WHERE value IS NOT NULL))[1],"
+        " max(ts) FILTER (WHERE value IS NOT NULL) FROM ins GROUP BY 1, 2"
+        " ON CONFLICT (tag_id, bucket) DO UPDATE SET min = least(r.min, EXCLUDED.min),"
+        " max = greatest(r.max, EXCLUDED.max), sum = r.sum + EXCLUDED.sum, n = r.n + EXCLUDED.n,"
+        " samples = r.samples + EXCLUDED.samples,"
+        " last = CASE WHEN EXCLUDED.last_ts IS NOT NULL"
+        " AND (r.last_ts IS NULL OR EXCLUDED.last_ts > r.last_ts) THEN EXCLUDED.last ELSE r.last END,"
+        " last_ts = greatest(r.last_ts, EXCLUDED.last_ts)"
+    )
+
+
+_INSERT_WITH_ROLLUPS = (
+    f"WITH ins AS ({_INSERT} RETURNING ts, tag_id, value),"
+    f" m AS (INSERT INTO {_rollup_upsert('rollup_1m', 'minute')} RETURNING 1),"
+    f" h AS (INSERT INTO {_rollup_upsert('rollup_1h', 'hour')} RETURNING 1)"
+    " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)"
+)
+_LATEST = (
+    "INSERT INTO readings_latest (tag_id, ts, value, quality)"
+    " SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM readings_in"
+    " ORDER BY tag_id, ts DESC"
+    " ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value,"
+    " quality = EXCLUDED.quality, received_at = now() WHERE readings_latest.ts < EXCLUDED.ts"
+)
+
+
+def write_readings(conn: Conn, backend: Backend, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
+                   quality: np.ndarray) -> int:  # fmt: skip
+    """Store readings once each (by tag and source time), keep rollups and latest values; rows added."""
+    conn.execute(_STAGING)
+    with conn.cursor() as cur:
+        with cur.copy("COPY readings_in (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(readings_copy_buffer(ts, tag_ids, values, quality))
+        if backend == "plain":
+            row = cur.execute(_INSERT_WITH_ROLLUPS).fetchone()
+            written = int(row[0]) if row is not None else 0
+        else:
+            written = cur.execute(_INSERT).rowcount
+        cur.execute(_LATEST)
+    return written
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+
+def maintain(conn: Conn, retention: Retention, now: datetime | None = None) -> list[str]:
+    """Partitions ahead, and retention applied; returns what it did. Skips if another worker is at it."""
+    now = now or datetime.now(UTC)
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (MAINTENANCE_LOCK,)).fetchone()
+    if not (locked and locked[0]):
+        conn.commit()
+        return []
+    try:
+        backend = backend_of(conn)
+        if backend == "timescale":
+            done = _retention_policies(conn, retention)
+        else:
+            done = _drop_expired(conn, retention, now)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MAINTENANCE_LOCK,))
+        conn.commit()
+    for line in done:
+        logger.info("storage maintenance: %s", line)
+    return done
+
+
+def _retention_policies(conn: Conn, retention: Retention) -> list[str]:
+    done = []
+    for relation, days in (("readings", retention.raw_days), ("readings_1m", retention.minute_days),
+                           ("readings_1h", retention.hour_days)):  # fmt: skip
+        conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (relation,))
+        conn.execute("SELECT add_retention_policy(%s, drop_after => %s)", (relation, timedelta(days=days)))
+        done.append(f"retention policy on {relation}: {days} days")
+    return done
+
+
+def _drop_expired(conn: Conn, retention: Retention, now: datetime) -> list[str]:
+    today = now.astimezone(UTC).date()
+    created = conn.execute(
+        "SELECT hw_ensure_partitions(%s, %s)", (today, today + timedelta(days=7))
+    ).fetchone()
+    done = [f"created {created[0]} partitions ahead"] if created and created[0] else []
+    raw_cutoff = today - timedelta(days=retention.raw_days)
+    minute_cutoff = today - timedelta(days=retention.minute_days)
+    for name in _partitions(conn, "readings"):
+        day = _yyyymmdd(name.removeprefix("readings_p"))
+        if day + timedelta(days=1) <= raw_cutoff:
+            conn.execute(f'DROP TABLE "{name}"'.encode())
+            done.append(f"dropped {name} (raw data older than {retention.raw_days} days)")
+    for name in _partitions(conn, "rollup_1m"):
+        month = _yyyymmdd(name.removeprefix("rollup_1m_p") + "01")
+        if _next_month(month) <= minute_cutoff:
+            conn.execute(f'DROP TABLE "{name}"'.encode())
+            done.append(f"dropped {name} (minute rollups older than {retention.minute_days} days)")
+    hour_cutoff = datetime.combine(today - timedelta(days=retention.hour_days), datetime.min.time(), UTC)
+    deleted = conn.execute("DELETE FROM rollup_1h WHERE bucket < %s", (hour_cutoff,)).rowcount
+    if deleted:
+        done.append(f"deleted {deleted} hour rollups older than {retention.hour_days} days")
+    return done
+
+
+def _partitions(conn: Conn, parent: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s ORDER BY 1",
+        (parent,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _yyyymmdd(text: str) -> date:
+    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+def _next_month(month: date) -> date:
+    return date(month.year + month.month // 12, month.month % 12 + 1, 1)
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+def resolution_for(span: timedelta) -> Resolution:
+    if span <= RAW_SPAN:
+        return "raw"
+    return "1m" if span <= MINUTE_SPAN else "1h"
+
+
+def trend_query(resolution: Resolution) -> str:
+    """SQL for a tag's trend (parameters: tag_id, start, end, limit): rows (ts_ms, value, min, max, quality).
+
+    Raw rows carry the reading's quality; a rollup row carries 0 when every reading of the bucket
+    had a value and 2 (bad) when some had none.
+    """
+    if resolution == "raw":
+        return (
+            "SELECT (extract(epoch FROM ts) * 1000)::bigint, value, value, value, quality FROM readings"
+            " WHERE tag_id = %s AND ts >= %s AND ts <= %s ORDER BY ts LIMIT %s"
+        )
+    view = "readings_1m" if resolution == "1m" else "readings_1h"
+    return (
+        f"SELECT (extract(epoch FROM bucket) * 1000)::bigint, avg, min, max,"
+        f" CASE WHEN avg IS NULL THEN 2 ELSE 0 END FROM {view}"
+        " WHERE tag_id = %s AND bucket >= %s AND bucket <= %s ORDER BY bucket LIMIT %s"
+    )
+
+
+# -- online rate -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineRate:
+    level: str  # "enterprise", "gateway" or "tag"
+    key: str
+    expected: int
+    received: int
+
+    @property
+    def rate(self) -> float:
+        return min(self.received / self.expected, 1.0) if self.expected else 1.0
+
+
+def online_rates(conn: Conn, since: datetime, until: datetime,
+                 level: Literal["enterprise", "gateway", "tag"] = "gateway") -> list[OnlineRate]:  # fmt: skip
+    """Received against expected readings of in-service tags over whole minutes of the span.
+
+    Expected: the span over the tag's poll period; received: readings stored (any quality, since
+    a bad-quality reading still proves the link), counted from the minute rollups.
+    """
+    key = {
+        "enterprise": "e.code",
+        "gateway": "e.code || '/' || g.code",
+        "tag": "e.code || '/' || t.code",
+    }[level]
+    seconds = (until - since).total_seconds()
+    rows = conn.execute(
+        f"SELECT {key}, sum(floor(%s / t.poll_interval_s))::bigint, coalesce(sum(r.received), 0)::bigint"
+        " FROM tags t JOIN gateways g ON g.id = t.gateway_id JOIN enterprises e ON e.id = t.enterprise_id"
+        " LEFT JOIN (SELECT tag_id, sum(count) AS received FROM readings_1m"
+        " WHERE bucket >= %s AND bucket < %s GROUP BY tag_id) r ON r.tag_id = t.id"
+        f" WHERE t.in_service GROUP BY {key} ORDER BY 1",
+        (seconds, since, until),
+    ).fetchall()
+    return [OnlineRate(level, str(k), int(e), min(int(r), int(e))) for k, e, r in rows]
