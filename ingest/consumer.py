@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hazardwatch import wire
 from hazardwatch.mqttconn import make_client
@@ -46,6 +47,7 @@ class Consumer:
         self._linger_s = linger_s
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=10_000)
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker granted every subscription (SUBACK)
         self.processed = 0
         self._stopping = False
         self._client = make_client(address, client_id, clean_session=False)
@@ -53,6 +55,7 @@ class Consumer:
         self._client.reconnect_delay_set(1, int(MAX_BACKOFF_S))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
 
     def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
@@ -60,13 +63,22 @@ class Consumer:
             logger.warning("broker refused the connection: %s", reason)
             return
         client.subscribe([(topic, 1) for topic in self._topics])
-        logger.info(
-            "connected to %s:%s, subscribed to %s", self._address.host, self._address.port, self._topics
-        )
+        logger.info("connected to %s:%s", self._address.host, self._address.port)
         self.connected.set()
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: object, _mid: int, reasons: list[ReasonCode], _p: object
+    ) -> None:
+        refused = [t for t, r in zip(self._topics, reasons, strict=False) if r.is_failure]
+        if refused:
+            logger.error("the broker refused the subscriptions %s: nothing will arrive on them", refused)
+            return
+        logger.info("subscribed to %s", self._topics)
+        self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         if not self._stopping:
             logger.warning("disconnected from the broker (%s); reconnecting", reason)
 
