@@ -45,6 +45,14 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 f"  {enterprise.code} {source.code} {source.name}: S={g.s:.2f} α={g.alpha} "
                 f"R={g.r:.2f} → {g.grade_name} ({major})"
             )
+    findings = [
+        f"  {enterprise.code} {tag.code} ({tag.name}): {finding}"
+        for enterprise, _, _, tag in plant.iter_tags()
+        for finding in tag.gas_findings()
+    ]
+    if findings:
+        print(f"{len(findings)} gas limit findings (GB/T 50493-2019):", *findings, sep="\n", file=sys.stderr)
+        return 1
     return 0
 
 

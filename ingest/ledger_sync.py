@@ -106,12 +106,12 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
             for tag in equipment.tags:
                 gateway_id, poll = device_gateway[tag.device_id]
                 oos = tag.out_of_service
-                lim = tag.limits
+                lim = tag.effective_limits
                 conn.execute(
                     "INSERT INTO tags (enterprise_id, hazard_source_id, equipment_id, gateway_id, code,"
                     " name, kind, unit, range_low, range_high, ll, l, h, hh, deadband, poll_interval_s,"
-                    " in_service, oos_reason, oos_by, oos_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s,"
-                    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " in_service, oos_reason, oos_by, oos_at, on_delay_s, off_delay_s) VALUES (%s, %s, %s,"
+                    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT (enterprise_id, code) DO UPDATE SET"
                     " hazard_source_id = EXCLUDED.hazard_source_id, equipment_id = EXCLUDED.equipment_id,"
                     " gateway_id = EXCLUDED.gateway_id, name = EXCLUDED.name, kind = EXCLUDED.kind,"
@@ -119,11 +119,13 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                     " ll = EXCLUDED.ll, l = EXCLUDED.l, h = EXCLUDED.h, hh = EXCLUDED.hh,"
                     " deadband = EXCLUDED.deadband, poll_interval_s = EXCLUDED.poll_interval_s,"
                     " in_service = EXCLUDED.in_service, oos_reason = EXCLUDED.oos_reason,"
-                    " oos_by = EXCLUDED.oos_by, oos_at = EXCLUDED.oos_at, updated_at = now()",
+                    " oos_by = EXCLUDED.oos_by, oos_at = EXCLUDED.oos_at, on_delay_s = EXCLUDED.on_delay_s,"
+                    " off_delay_s = EXCLUDED.off_delay_s, updated_at = now()",
                     (enterprise_id, source_id, equipment_id, gateway_id, tag.code, tag.name,
                      tag.kind.value, tag.unit, tag.range[0], tag.range[1], lim.ll, lim.l, lim.h,
                      lim.hh, tag.effective_deadband, poll, oos is None,
-                     oos.reason if oos else None, oos.by if oos else None, oos.at if oos else None),
+                     oos.reason if oos else None, oos.by if oos else None, oos.at if oos else None,
+                     *tag.effective_delays_s),
                 )  # fmt: skip
                 kept.append(tag.code)
     retired = conn.execute(

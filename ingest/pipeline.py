@@ -309,7 +309,4 @@ def _carry_state(old: RuleEngine, new: RuleEngine) -> None:
         j = new.index_of(int(tag_id))
         if j is None:
             continue
-        new.state.high[j] = old.state.high[i]
-        new.state.low[j] = old.state.low[i]
-        new.state.fault[j] = old.state.fault[i]
-        new.state.last_ts[j] = old.state.last_ts[i]
+        old.state.carry(i, new.state, j)

@@ -13,7 +13,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 _QUERY = """
 SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
-       t.in_service, g.id, g.code, t.updated_at
+       t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
 ORDER BY t.id
 """
@@ -50,6 +50,8 @@ class TagIndex:
             range_low=np.array([_float(r[8]) for r in rows], dtype=np.float64),
             range_high=np.array([_float(r[9]) for r in rows], dtype=np.float64),
             in_service=np.array([bool(r[10]) for r in rows], dtype=bool),
+            on_delay_ms=np.array([round(_float(r[14]) * 1000) for r in rows], dtype=np.int64),
+            off_delay_ms=np.array([round(_float(r[15]) * 1000) for r in rows], dtype=np.int64),
         )
         return cls(
             by_code=by_code,

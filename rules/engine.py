@@ -1,5 +1,12 @@
 """The rule engine: per-tag configuration and state arrays, evaluated one batch at a time.
 
+Limit conditions (HIGH: H/HH, LOW: L/LL) go through two stages per tag. The *raw* level is a
+hysteresis latch on the value (set at the limit, reset past it by the deadband). The *alarm*
+level follows the raw level once the raw level has held for its delay: the on-delay for a
+non-zero level, the off-delay for normal. A raw level that changes before its delay has passed
+leaves the alarm level where it was (a fleeting excursion raises nothing). Delays are measured
+in source time between readings, so they are checked at each reading of the tag.
+
 Time comes from the data. Readings are evaluated in source-time order per tag; a reading
 no newer than the last one evaluated for its tag (a replay of stored data, or late data) is
 not evaluated, so a replay neither raises a stale condition again nor clears a live one; of
@@ -9,13 +16,13 @@ Tags out of service are not evaluated (their alarms are suppressed by design).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
-from rules.limits import group_starts, high_levels, low_levels, previous_in_group
+from rules.limits import delayed, group_starts, high_levels, low_levels, previous_in_group
 from rules.types import Condition, Transition
 
 # A transmitter reading beyond its range by more than NAMUR NE 43's measuring band
@@ -41,18 +48,33 @@ class TagConfig:
     range_low: npt.NDArray[np.float64]
     range_high: npt.NDArray[np.float64]
     in_service: npt.NDArray[np.bool_]
+    on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def __post_init__(self) -> None:
+        n = self.tag_id.size
+        for name in ("on_delay_ms", "off_delay_ms"):
+            if getattr(self, name).size != n:  # not given: no delay
+                object.__setattr__(self, name, np.zeros(n, np.int64))
 
     @property
     def size(self) -> int:
         return int(self.tag_id.size)
 
 
+LONG_AGO = -(2**62)  # a raw level held "since forever": any delay has passed
+
+
 @dataclass(slots=True)
 class EngineState:
-    high: npt.NDArray[np.int8]
+    high: npt.NDArray[np.int8]  # alarm levels (after the delays)
     low: npt.NDArray[np.int8]
     fault: npt.NDArray[np.int8]
     last_ts: npt.NDArray[np.int64]
+    high_raw: npt.NDArray[np.int8]  # raw levels (before the delays) and since when they hold
+    high_since: npt.NDArray[np.int64]
+    low_raw: npt.NDArray[np.int8]
+    low_since: npt.NDArray[np.int64]
 
     @classmethod
     def empty(cls, n: int) -> EngineState:
@@ -61,10 +83,19 @@ class EngineState:
             low=np.zeros(n, np.int8),
             fault=np.zeros(n, np.int8),
             last_ts=np.full(n, np.iinfo(np.int64).min, np.int64),
+            high_raw=np.zeros(n, np.int8),
+            high_since=np.full(n, LONG_AGO, np.int64),
+            low_raw=np.zeros(n, np.int8),
+            low_since=np.full(n, LONG_AGO, np.int64),
         )
 
     def copy(self) -> EngineState:
-        return EngineState(self.high.copy(), self.low.copy(), self.fault.copy(), self.last_ts.copy())
+        return EngineState(*(getattr(self, name).copy() for name in self.__slots__))
+
+    def carry(self, i: int, into: EngineState, j: int) -> None:
+        """Copy tag ``i``'s state into tag ``j`` of another state (after a reload of the ledger)."""
+        for name in self.__slots__:
+            getattr(into, name)[j] = getattr(self, name)[i]
 
 
 class RuleEngine:
@@ -81,9 +112,15 @@ class RuleEngine:
         i = self._index_of.get(tag_id)
         if i is None:
             return
-        {Condition.HIGH: self.state.high, Condition.LOW: self.state.low, Condition.FAULT: self.state.fault}[
-            condition
-        ][i] = level
+        st = self.state
+        if condition == Condition.HIGH:
+            st.high[i] = st.high_raw[i] = level
+            st.high_since[i] = LONG_AGO
+        elif condition == Condition.LOW:
+            st.low[i] = st.low_raw[i] = level
+            st.low_since[i] = LONG_AGO
+        else:
+            st.fault[i] = level
 
     def evaluate(
         self,
@@ -110,8 +147,12 @@ class RuleEngine:
             )
         valid = valued & in_range
         fault = (~valid).astype(np.int8)
-        high = high_levels(values, valid, cfg.h, cfg.hh, cfg.deadband, st.high, starts, idx)
-        low = low_levels(values, valid, cfg.l, cfg.ll, cfg.deadband, st.low, starts, idx)
+        high_raw = high_levels(values, valid, cfg.h, cfg.hh, cfg.deadband, st.high_raw, starts, idx)
+        low_raw = low_levels(values, valid, cfg.l, cfg.ll, cfg.deadband, st.low_raw, starts, idx)
+        high, high_since = delayed(high_raw, st.high_raw, st.high_since, st.high, cfg.on_delay_ms,
+                                   cfg.off_delay_ms, ts, starts, idx)  # fmt: skip
+        low, low_since = delayed(low_raw, st.low_raw, st.low_since, st.low, cfg.on_delay_ms,
+                                 cfg.off_delay_ms, ts, starts, idx)  # fmt: skip
 
         transitions: list[Transition] = []
         for condition, levels, seed in (
@@ -127,6 +168,10 @@ class RuleEngine:
         last = np.append(starts[1:] != starts[:-1], True)
         st.high[idx[last]] = high[last]
         st.low[idx[last]] = low[last]
+        st.high_raw[idx[last]] = high_raw[last]
+        st.high_since[idx[last]] = high_since[last]
+        st.low_raw[idx[last]] = low_raw[last]
+        st.low_since[idx[last]] = low_since[last]
         st.fault[idx[last]] = fault[last]
         st.last_ts[idx[last]] = ts[last]
         transitions.sort(key=lambda t: t.ts_ms)

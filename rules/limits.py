@@ -67,3 +67,26 @@ def low_levels(values: Floats, valid: Bools, low: Floats, lowlow: Floats, deadba
                seed: npt.NDArray[np.int8], starts: Ints, idx: Ints) -> npt.NDArray[np.int8]:  # fmt: skip
     """0 normal, 1 at or below L, 2 at or below LL; the mirror image of high_levels."""
     return high_levels(-values, valid, -low, -lowlow, deadband, seed, starts, idx)
+
+
+def delayed(raw: npt.NDArray[np.int8], seed_raw: npt.NDArray[np.int8], seed_since: Ints,
+            seed_level: npt.NDArray[np.int8], on_delay_ms: Ints, off_delay_ms: Ints, ts: Ints, starts: Ints,
+            idx: Ints) -> tuple[npt.NDArray[np.int8], Ints]:  # fmt: skip
+    """Alarm levels after on/off-delay, and since when each reading's raw level has held.
+
+    A reading is an event when its raw level has held for that level's delay (on-delay above
+    normal, off-delay at normal); the alarm level is the raw level of the last event, or the
+    tag's level before the batch when there was none.
+    """
+    n = raw.size
+    if n == 0:
+        return raw.copy(), np.zeros(0, np.int64)
+    positions = np.arange(n)
+    change = raw != previous_in_group(raw, seed_raw, starts, idx)
+    last_change = np.maximum.accumulate(np.where(change, positions, -1))
+    since = np.where(last_change >= starts, ts[np.maximum(last_change, 0)], seed_since[idx])
+    delay = np.where(raw > 0, on_delay_ms[idx], off_delay_ms[idx])
+    event = ts - since >= delay
+    last_event = np.maximum.accumulate(np.where(event, positions, -1))
+    level = np.where(last_event >= starts, raw[np.maximum(last_event, 0)], seed_level[idx])
+    return level.astype(np.int8), since

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from hazardwatch.quality import Quality
-from rules.engine import OVER_RANGE_SHARE, UNDER_RANGE_SHARE, TagConfig
+from rules.engine import LONG_AGO, OVER_RANGE_SHARE, UNDER_RANGE_SHARE, TagConfig
 
 
 def _side(level: int, v: float, first: float, second: float, db: float) -> int:
@@ -27,10 +27,21 @@ class Reference:
     """Written for clarity, not speed: one reading at a time, dicts for state."""
 
     cfg: TagConfig
-    high: dict[int, int] = field(default_factory=dict)
+    high: dict[int, int] = field(default_factory=dict)  # alarm levels, after the delays
     low: dict[int, int] = field(default_factory=dict)
     fault: dict[int, int] = field(default_factory=dict)
     last: dict[int, int] = field(default_factory=dict)
+    raw: dict[tuple[str, int], int] = field(default_factory=dict)  # levels before the delays…
+    since: dict[tuple[str, int], int] = field(default_factory=dict)  # …and since when they hold
+
+    def _delay(self, name: str, i: int, ts: int, raw: int) -> int | None:
+        """The alarm level once ``raw`` has held for its delay, else None (the level stays)."""
+        key = (name, i)
+        if raw != self.raw.get(key, 0):
+            self.raw[key] = raw
+            self.since[key] = ts
+        delay = self.cfg.on_delay_ms[i] if raw > 0 else self.cfg.off_delay_ms[i]
+        return raw if ts - self.since.get(key, LONG_AGO) >= delay else None
 
     def step(self, i: int, ts: int, value: float, quality: int) -> list[tuple[int, str, int, int]]:
         cfg = self.cfg
@@ -48,12 +59,20 @@ class Reference:
         out = []
         if valid:
             db = float(cfg.deadband[i])
-            new_high = _side(self.high.get(i, 0), value, float(cfg.h[i]), float(cfg.hh[i]), db)
-            new_low = _side(self.low.get(i, 0), -value, -float(cfg.l[i]), -float(cfg.ll[i]), db)
-            for name, table, new in (("HIGH", self.high, new_high), ("LOW", self.low, new_low)):
-                if new != table.get(i, 0):
+            raw_high = _side(self.raw.get(("HIGH", i), 0), value, float(cfg.h[i]), float(cfg.hh[i]), db)
+            raw_low = _side(self.raw.get(("LOW", i), 0), -value, -float(cfg.l[i]), -float(cfg.ll[i]), db)
+            for name, table, raw in (("HIGH", self.high, raw_high), ("LOW", self.low, raw_low)):
+                new = self._delay(name, i, ts, raw)
+                if new is not None and new != table.get(i, 0):
                     out.append((tag_id, name, new, ts))
-                table[i] = new
+                    table[i] = new
+        else:
+            for name, table in (("HIGH", self.high), ("LOW", self.low)):  # a held raw level may mature
+                held = self.raw.get((name, i), 0)
+                new = self._delay(name, i, ts, held)
+                if new is not None and new != table.get(i, 0):
+                    out.append((tag_id, name, new, ts))
+                    table[i] = new
         fault = 0 if valid else 1
         if fault != self.fault.get(i, 0):
             out.append((tag_id, "FAULT", fault, ts))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from hazardwatch.errors import ConfigError
@@ -120,3 +124,45 @@ def test_cross_reference_errors_point_at_the_tag() -> None:
 def test_broken_yaml_reports_its_line() -> None:
     with pytest.raises(ConfigError, match=r"devices.yaml:4: not valid YAML"):
         load_plant_text("version: 1\nenterprises:\n  - {code: [\n", "devices.yaml")
+
+
+def test_gas_tags_get_gb_50493_defaults_and_findings(sample_plant: Plant) -> None:
+    text = SAMPLE_DEVICES.read_text(encoding="utf-8")
+    assert [f for *_, tag in sample_plant.iter_tags() for f in tag.gas_findings()] == []
+    gt401 = 'opcua: {device: dcs, node: "ns=2;s=A401.GT1"}'
+    at301 = 'range: [0, 10], limits: {h: 1, hh: 2}, opcua: {device: dcs, node: "ns=2;s=A301.AT1"}'
+    for old in (f"limits: {{h: 25, hh: 50}}, {gt401}", f"unit: mg/m³, {at301}", "limits: {h: 7.5, hh: 15}"):
+        assert old in text
+    plant = load_plant_text(
+        text.replace(f"limits: {{h: 25, hh: 50}}, {gt401}", gt401)  # GT401: no limits
+        .replace(f"unit: mg/m³, {at301}", f"unit: ppm, {at301.replace('limits: {h: 1, hh: 2}, ', '')}")
+        .replace("limits: {h: 7.5, hh: 15}", "limits: {h: 10, hh: 15}")  # HCl above its OEL
+    )
+    tags = {tag.code: tag for *_, tag in plant.iter_tags()}
+    assert (tags["GT401"].effective_limits.h, tags["GT401"].effective_limits.hh) == (25, 50)
+    chlorine = tags["AT301"].effective_limits  # 1 mg/m³ of Cl₂ (70.9 g/mol) is 0.345 ppm at 25 ℃
+    assert chlorine.h == pytest.approx(0.345)
+    assert chlorine.hh == pytest.approx(0.69)
+    assert any("defaults 25/50" in f for f in tags["GT401"].gas_findings())
+    assert any("h = 10 mg/m³ is above 7.5" in f for f in tags["AT401"].gas_findings())
+    assert tags["LT101"].gas_findings() == []
+
+
+def test_delays_default_by_tag_kind(sample_plant: Plant) -> None:
+    tags = {tag.code: tag for *_, tag in sample_plant.iter_tags()}
+    assert tags["LT101"].effective_delays_s == (60.0, 60.0)  # level
+    assert tags["PT101"].effective_delays_s == (15.0, 15.0)  # pressure
+    assert tags["GT101"].effective_delays_s == (0.0, 0.0)  # gas alarms at once
+
+
+def test_check_command_reports_gas_findings(tmp_path: Path) -> None:
+    devices = tmp_path / "devices.yaml"
+    devices.write_text(_broken("limits: {h: 7.5, hh: 15}", "limits: {h: 10, hh: 15}"), encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "hazardwatch", "check", str(devices)], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 1
+    assert "AT401" in run.stderr
+    assert "GB/T 50493-2019" in run.stderr
+    ok = subprocess.run([sys.executable, "-m", "hazardwatch", "check", str(SAMPLE_DEVICES)],
+                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr

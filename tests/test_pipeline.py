@@ -89,10 +89,12 @@ def test_bad_payloads_go_to_dead_letters(pipeline: Pipeline, database_url: str) 
 
 
 def test_overfill_raises_escalates_and_returns(pipeline: Pipeline, database_url: str) -> None:
-    t = int(time.time() * 1000) - 60_000
-    levels = [50.0, 86.0, 91.0, 89.0, 86.0, 82.0]  # H 85, HH 90, deadband 2 % of span
+    t = int(time.time() * 1000) - 600_000
+    # H 85, HH 90, deadband 2 % of span; a level tag's on- and off-delay are 60 s by default, so
+    # each level must be read again 60 s after it was reached (readings every 30 s)
+    levels = [50.0, 86.0, 86.0, 86.0, 91.0, 91.0, 91.0, 86.0, 86.0, 86.0, 82.0, 82.0, 82.0]
     for i, level in enumerate(levels):
-        pipeline.process([batch_message(i + 1, [("LT101", t + i * 1000, level, Quality.GOOD)])])
+        pipeline.process([batch_message(i + 1, [("LT101", t + i * 30_000, level, Quality.GOOD)])])
     journal = query(
         database_url,
         "SELECT j.action, j.to_state, j.level FROM alarm_journal j ORDER BY j.id",
@@ -139,11 +141,14 @@ def test_sequence_gaps_open_on_a_jump_and_close_as_the_backlog_arrives(
 
 
 def test_restart_raises_no_duplicate_alarm(pipeline: Pipeline, database_url: str) -> None:
-    t = int(time.time() * 1000) - 10_000
-    pipeline.process([batch_message(1, [("LT101", t, 95.0, Quality.GOOD)])])
+    t = int(time.time() * 1000) - 100_000
+    pipeline.process(
+        [batch_message(1, [("LT101", t, 95.0, Quality.GOOD), ("LT101", t + 60_000, 95.0, Quality.GOOD)])]
+    )
+    assert query(database_url, "SELECT count(*) FROM alarm_journal") == [(1,)]  # raised after the on-delay
     fresh = Pipeline(database_url)
     try:
-        fresh.process([batch_message(2, [("LT101", t + 1000, 96.0, Quality.GOOD)])])
+        fresh.process([batch_message(2, [("LT101", t + 61_000, 96.0, Quality.GOOD)])])
     finally:
         fresh.close()
     assert query(database_url, "SELECT count(*) FROM alarm_journal") == [(1,)]

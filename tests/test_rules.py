@@ -19,15 +19,21 @@ LIMITS = [  # ll, l, h, hh, deadband, range
 ]
 
 
-def config(in_service: list[bool] | None = None) -> TagConfig:
+DELAYS = [(0, 0), (3, 2), (5, 0)]  # on-delay, off-delay (in the tests' time unit)
+
+
+def config(in_service: list[bool] | None = None, delays: list[tuple[int, int]] | None = None) -> TagConfig:
     n = len(LIMITS)
     col = list(zip(*LIMITS, strict=True))
+    on_off = delays or [(0, 0)] * n
     return TagConfig(
         tag_id=np.arange(100, 100 + n, dtype=np.int64),
         ll=np.array(col[0]), l=np.array(col[1]), h=np.array(col[2]), hh=np.array(col[3]),
         deadband=np.array(col[4]),
         range_low=np.array([r[0] for r in col[5]]), range_high=np.array([r[1] for r in col[5]]),
         in_service=np.array(in_service or [True] * n),
+        on_delay_ms=np.array([d[0] for d in on_off], dtype=np.int64),
+        off_delay_ms=np.array([d[1] for d in on_off], dtype=np.int64),
     )  # fmt: skip
 
 
@@ -39,10 +45,12 @@ reading = st.tuples(
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(reading, max_size=30), max_size=6))
-def test_vectorized_engine_matches_reference(batches: list[list[tuple[int, int, float, int]]]) -> None:
-    engine, ref = RuleEngine(config()), Reference(config())
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(reading, max_size=30), max_size=6), st.booleans())
+def test_vectorized_engine_matches_reference(batches: list[list[tuple[int, int, float, int]]],
+                                             with_delays: bool) -> None:  # fmt: skip
+    cfg = config(delays=DELAYS if with_delays else None)
+    engine, ref = RuleEngine(cfg), Reference(cfg)
     for batch in batches:
         expected = []
         for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
@@ -75,3 +83,21 @@ def test_seeded_state_suppresses_a_duplicate_raise() -> None:
     engine.seed(100, Condition.HIGH, 2)
     got = engine.evaluate(np.array([0]), np.array([1]), np.array([95.0]), np.array([0], np.int16))
     assert got == []
+
+
+def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -> None:
+    engine = RuleEngine(config(delays=[(60_000, 30_000), (0, 0), (0, 0)]))
+    s = 1000
+
+    def run(*readings: tuple[int, float]) -> list[tuple[str, int, int]]:
+        ts = np.array([t * s for t, _ in readings], dtype=np.int64)
+        values = np.array([v for _, v in readings])
+        got = engine.evaluate(
+            np.zeros(len(readings), np.int64), ts, values, np.zeros(len(readings), np.int16)
+        )
+        return [(t.condition.value, t.level, t.ts_ms // s) for t in got]
+
+    assert run((0, 86.0), (30, 86.0), (40, 80.0)) == []  # above H for 40 s only: nothing
+    assert run((50, 86.0), (100, 86.0), (110, 87.0)) == [("HIGH", 1, 110)]  # held 60 s: raised
+    assert run((120, 80.0), (140, 86.0), (150, 80.0), (170, 80.0)) == []  # normal not held 30 s yet
+    assert run((180, 80.0)) == [("HIGH", 0, 180)]  # normal since 150: cleared after the off-delay

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hazardwatch.ledger import chemicals
+from hazardwatch.ledger import chemicals, gas
 from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -56,6 +56,15 @@ DEFAULT_DEADBAND_PCT: dict[TagKind, float] = {
     TagKind.TEMPERATURE: 1.0,
 }
 FALLBACK_DEADBAND_PCT = 1.0
+
+# Default on-delay = off-delay in seconds, by tag kind (DOMAIN.md §4, ISA-18.2 starting values).
+# Gas detectors alarm at once: a delay there costs response time where it matters most.
+DEFAULT_DELAY_S: dict[TagKind, float] = {
+    TagKind.FLOW: 15.0,
+    TagKind.LEVEL: 60.0,
+    TagKind.PRESSURE: 15.0,
+    TagKind.TEMPERATURE: 60.0,
+}
 
 
 class Limits(_Model):
@@ -164,6 +173,8 @@ class Tag(_Model):
     deadband: float | None = Field(None, ge=0, description="deadband in engineering units")
     deadband_pct: float | None = Field(None, ge=0, le=50, description="deadband in % of span")
     gas: str | None = Field(None, max_length=64, description="the gas a detector measures")
+    on_delay_s: float | None = Field(None, ge=0, le=3600, description="a limit must hold this long to alarm")
+    off_delay_s: float | None = Field(None, ge=0, le=3600, description="normal must hold this long to clear")
     out_of_service: OutOfService | None = Field(None, description="set while out of service")
     modbus: ModbusPoint | None = None
     opcua: OpcUaPoint | None = None
@@ -198,6 +209,28 @@ class Tag(_Model):
             else DEFAULT_DEADBAND_PCT.get(self.kind, FALLBACK_DEADBAND_PCT)
         )
         return self.span * pct / 100.0
+
+    @property
+    def effective_delays_s(self) -> tuple[float, float]:
+        """(on-delay, off-delay) in seconds, from the tag or the default for its kind."""
+        default = DEFAULT_DELAY_S.get(self.kind, 0.0)
+        return (
+            self.on_delay_s if self.on_delay_s is not None else default,
+            self.off_delay_s if self.off_delay_s is not None else default,
+        )
+
+    @property
+    def effective_limits(self) -> Limits:
+        """The limits the rules use: the tag's, with GB/T 50493 defaults for a gas tag's missing h/hh."""
+        defaults = gas.default_limits(self.kind.value, self.gas, self.unit)
+        if defaults is None or (self.limits.h is not None and self.limits.hh is not None):
+            return self.limits
+        h = self.limits.h if self.limits.h is not None else defaults[0]
+        hh = self.limits.hh if self.limits.hh is not None else max(defaults[1], h)
+        return self.limits.model_copy(update={"h": h, "hh": hh})
+
+    def gas_findings(self) -> list[str]:
+        return gas.findings(self.kind.value, self.gas, self.unit, self.limits.h, self.limits.hh)
 
     @property
     def device_id(self) -> str:
