@@ -1,5 +1,6 @@
-"""Rule engine throughput: the vectorized engine against the per-reading reference and a bare
-numpy pass over the same arrays (the memory-speed bound), measured in the same run.
+"""Rule engine throughput for a realistic rule mix (limits with deadband and delays, rate of
+change, frozen value, predictive): the vectorized engine against the per-reading reference and a
+bare numpy pass over the same arrays (the memory-speed bound), measured in the same run.
 
     .venv/bin/python -m bench.rules_bench [--tags 5000] [--batch 50000] [--batches 20]
 """
@@ -23,6 +24,12 @@ def make_config(n: int, rng: np.random.Generator) -> TagConfig:
         ll=np.full(n, 10.0), l=np.full(n, 15.0), h=np.full(n, 85.0), hh=np.full(n, 90.0),
         deadband=np.full(n, 2.0), range_low=low, range_high=high,
         in_service=rng.random(n) > 0.01,
+        # a realistic mix: delays everywhere, ROC on a fifth, frozen on a third, predictive on a tenth
+        on_delay_ms=np.full(n, 15_000, np.int64), off_delay_ms=np.full(n, 15_000, np.int64),
+        roc_limit=np.where(rng.random(n) < 0.2, 10.0, np.nan), roc_period_ms=np.full(n, 60_000, np.int64),
+        frozen_eps=np.full(n, 0.01), frozen_window_ms=np.where(rng.random(n) < 0.33, 600_000, 0),
+        predict_window_ms=np.full(n, 120_000, np.int64),
+        predict_response_ms=np.where(rng.random(n) < 0.1, 300_000, 0),
     )  # fmt: skip
 
 

@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
-from rules.limits import delayed, group_starts, high_levels, low_levels, previous_in_group
+from rules.limits import delayed, group_starts, high_levels, latch, low_levels, previous_in_group
 from rules.types import Condition, Transition
+from rules.windows import History, evaluate_windows, frozen_levels
 
 # A transmitter reading beyond its range by more than NAMUR NE 43's measuring band
 # (3.8–20.5 mA, i.e. -1.25 % … +103.125 % of span) is an instrument fault.
@@ -50,17 +51,40 @@ class TagConfig:
     in_service: npt.NDArray[np.bool_]
     on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    roc_limit: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # NaN: no ROC
+    roc_period_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    frozen_eps: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    frozen_window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))  # 0: off
+    predict_window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    predict_response_ms: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, np.int64)
+    )  # 0: off
 
     def __post_init__(self) -> None:
         n = self.tag_id.size
-        for name in ("on_delay_ms", "off_delay_ms"):
-            if getattr(self, name).size != n:  # not given: no delay
+        for name in ("on_delay_ms", "off_delay_ms", "roc_period_ms", "frozen_window_ms", "predict_window_ms",
+                     "predict_response_ms"):  # fmt: skip
+            if getattr(self, name).size != n:  # not given: off
                 object.__setattr__(self, name, np.zeros(n, np.int64))
+        for name, fill in (("roc_limit", np.nan), ("frozen_eps", 0.0)):
+            if getattr(self, name).size != n:
+                object.__setattr__(self, name, np.full(n, fill))
+
+    @property
+    def window_ms(self) -> npt.NDArray[np.int64]:
+        """How far back each tag's window conditions look (0: none)."""
+        roc = np.where(np.isfinite(self.roc_limit), self.roc_period_ms, 0)
+        predict = np.where(self.predict_response_ms > 0, self.predict_window_ms, 0)
+        return np.maximum(roc, predict)
 
     @property
     def size(self) -> int:
         return int(self.tag_id.size)
 
+
+I8 = npt.NDArray[np.int8]
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 
 LONG_AGO = -(2**62)  # a raw level held "since forever": any delay has passed
 
@@ -75,6 +99,15 @@ class EngineState:
     high_since: npt.NDArray[np.int64]
     low_raw: npt.NDArray[np.int8]
     low_since: npt.NDArray[np.int64]
+    roc: npt.NDArray[np.int8]
+    frozen: npt.NDArray[np.int8]
+    predict: npt.NDArray[np.int8]
+    last_value: npt.NDArray[np.float64]  # the latest valid value…
+    last_move: npt.NDArray[np.int64]  # …and when the value last moved (frozen detection)
+    history: History  # valid readings inside each tag's window
+
+    _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "low_raw", "low_since", "roc",
+               "frozen", "predict", "last_value", "last_move")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> EngineState:
@@ -87,14 +120,24 @@ class EngineState:
             high_since=np.full(n, LONG_AGO, np.int64),
             low_raw=np.zeros(n, np.int8),
             low_since=np.full(n, LONG_AGO, np.int64),
+            roc=np.zeros(n, np.int8),
+            frozen=np.zeros(n, np.int8),
+            predict=np.zeros(n, np.int8),
+            last_value=np.full(n, np.nan),
+            last_move=np.full(n, LONG_AGO, np.int64),
+            history=History.empty(),
         )
 
     def copy(self) -> EngineState:
-        return EngineState(*(getattr(self, name).copy() for name in self.__slots__))
+        arrays = {name: getattr(self, name).copy() for name in self._ARRAYS}
+        return EngineState(**arrays, history=self.history.copy())
 
     def carry(self, i: int, into: EngineState, j: int) -> None:
-        """Copy tag ``i``'s state into tag ``j`` of another state (after a reload of the ledger)."""
-        for name in self.__slots__:
+        """Copy tag ``i``'s state into tag ``j`` of another state (after a reload of the ledger).
+
+        The window history is not carried: windows fill again from the next readings.
+        """
+        for name in self._ARRAYS:
             getattr(into, name)[j] = getattr(self, name)[i]
 
 
@@ -154,17 +197,16 @@ class RuleEngine:
         low, low_since = delayed(low_raw, st.low_raw, st.low_since, st.low, cfg.on_delay_ms,
                                  cfg.off_delay_ms, ts, starts, idx)  # fmt: skip
 
+        high_limit = np.where(high == 2, cfg.hh[idx], np.where(high == 1, cfg.h[idx], np.nan))
+        low_limit = np.where(low == 2, cfg.ll[idx], np.where(low == 1, cfg.l[idx], np.nan))
         transitions: list[Transition] = []
-        for condition, levels, seed in (
-            (Condition.HIGH, high, st.high),
-            (Condition.LOW, low, st.low),
-            (Condition.FAULT, fault, st.fault),
+        for condition, levels, seed, limits in (
+            (Condition.HIGH, high, st.high, high_limit),
+            (Condition.LOW, low, st.low, low_limit),
+            (Condition.FAULT, fault, st.fault, None),
         ):
-            changed = np.flatnonzero(levels != previous_in_group(levels, seed, starts, idx))
-            if changed.size:
-                transitions += self._transitions(
-                    condition, idx[changed], levels[changed], ts[changed], values[changed]
-                )
+            transitions += self._changes(condition, levels, seed, limits, starts, idx, ts, values)
+        transitions += self._window_transitions(idx[valid], ts[valid], values[valid])
         last = np.append(starts[1:] != starts[:-1], True)
         st.high[idx[last]] = high[last]
         st.low[idx[last]] = low[last]
@@ -177,6 +219,71 @@ class RuleEngine:
         transitions.sort(key=lambda t: t.ts_ms)
         return transitions
 
+    def _window_transitions(self, idx: I64, ts: I64, values: F64) -> list[Transition]:
+        """ROC, FROZEN and PREDICT over the batch's valid readings (sorted by tag and time).
+
+        Only the tags that have these conditions configured are looked at.
+        """
+        cfg, st = self.config, self.state
+        transitions: list[Transition] = []
+        windowed = cfg.window_ms[idx] > 0
+        if windowed.any():
+            w_idx, w_ts, w_values = idx[windowed], ts[windowed], values[windowed]
+            starts = group_starts(w_idx)
+            w = evaluate_windows(
+                w_idx, w_ts, w_values, st.history, roc_limit=cfg.roc_limit, roc_period_ms=cfg.roc_period_ms,
+                predict_window_ms=cfg.predict_window_ms, predict_response_ms=cfg.predict_response_ms,
+                deadband=cfg.deadband, h=cfg.h, hh=cfg.hh, low=cfg.l, lowlow=cfg.ll, keep_ms=cfg.window_ms,
+            )  # fmt: skip
+            roc = latch(w.roc_set, w.roc_reset & ~w.roc_set, st.roc >= 1, starts, w_idx).astype(np.int8)
+            predict = w.predict.astype(np.int8)
+            roc_limit = np.where(roc == 1, cfg.roc_limit[w_idx], np.nan)
+            transitions += self._changes(Condition.ROC, roc, st.roc, roc_limit, starts, w_idx, w_ts, w_values)
+            target = w.predict_limit
+            transitions += self._changes(
+                Condition.PREDICT, predict, st.predict, target, starts, w_idx, w_ts, w_values
+            )
+            last = _last_of_each(starts)
+            st.roc[w_idx[last]], st.predict[w_idx[last]] = roc[last], predict[last]
+            st.history = w.history
+        watched = cfg.frozen_window_ms[idx] > 0
+        if watched.any():
+            f_idx, f_ts, f_values = idx[watched], ts[watched], values[watched]
+            starts = group_starts(f_idx)
+            frozen_on, last_value, last_move = frozen_levels(
+                f_values,
+                f_ts,
+                starts,
+                f_idx,
+                cfg.frozen_eps,
+                cfg.frozen_window_ms,
+                st.last_value,
+                st.last_move,
+            )
+            frozen = frozen_on.astype(np.int8)
+            transitions += self._changes(
+                Condition.FROZEN, frozen, st.frozen, None, starts, f_idx, f_ts, f_values
+            )
+            last = _last_of_each(starts)
+            tags = f_idx[last]
+            st.frozen[tags], st.last_value[tags], st.last_move[tags] = (
+                frozen[last],
+                last_value[last],
+                last_move[last],
+            )
+        return transitions
+
+    def _changes(self, condition: Condition, levels: I8, seed: I8, limits: F64 | None, starts: I64, idx: I64,
+                 ts: I64, values: F64) -> list[Transition]:  # fmt: skip
+        """Transitions where a condition's level differs from the tag's level before that reading."""
+        changed = np.flatnonzero(levels != previous_in_group(levels, seed, starts, idx))
+        if not changed.size:
+            return []
+        chosen = None if limits is None else limits[changed]
+        return self._transitions(
+            condition, idx[changed], levels[changed], ts[changed], values[changed], chosen
+        )
+
     def _transitions(
         self,
         condition: Condition,
@@ -184,14 +291,10 @@ class RuleEngine:
         levels: npt.NDArray[np.int8],
         ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
+        limits: npt.NDArray[np.float64] | None,
     ) -> list[Transition]:
         """Transition objects for the changed readings, with the limit each level refers to."""
-        cfg = self.config
-        if condition == Condition.HIGH:
-            limits = np.where(levels == 2, cfg.hh[idx], np.where(levels == 1, cfg.h[idx], np.nan))
-        elif condition == Condition.LOW:
-            limits = np.where(levels == 2, cfg.ll[idx], np.where(levels == 1, cfg.l[idx], np.nan))
-        else:
+        if limits is None:
             limits = np.full(idx.size, np.nan)
         return [
             Transition(
@@ -203,7 +306,7 @@ class RuleEngine:
                 None if limit != limit else limit,
             )
             for tag_id, level, ts_ms, value, limit in zip(
-                cfg.tag_id[idx].tolist(),
+                self.config.tag_id[idx].tolist(),
                 levels.tolist(),
                 ts.tolist(),
                 np.where(np.isfinite(values), values, np.nan).tolist(),
@@ -211,3 +314,8 @@ class RuleEngine:
                 strict=True,
             )
         ]
+
+
+def _last_of_each(starts: I64) -> npt.NDArray[np.bool_]:
+    """Marks the last reading of each tag's run in a tag-sorted batch."""
+    return np.append(starts[1:] != starts[:-1], True)

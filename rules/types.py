@@ -10,6 +10,9 @@ class Condition(StrEnum):
     HIGH = "HIGH"  # level 1 = H, 2 = HH
     LOW = "LOW"  # level 1 = L, 2 = LL
     FAULT = "FAULT"  # level 1 = bad quality or outside the measuring range
+    ROC = "ROC"  # level 1 = moved by at least the rate-of-change limit within its period
+    FROZEN = "FROZEN"  # level 1 = the value has not moved for the frozen window
+    PREDICT = "PREDICT"  # level 1 = the trend reaches the next limit within the response time (预警)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from hazardwatch.quality import Quality
 from rules.engine import LONG_AGO, OVER_RANGE_SHARE, UNDER_RANGE_SHARE, TagConfig
+from rules.windows import PREDICT_MIN_POINTS, PREDICT_T
 
 
 def _side(level: int, v: float, first: float, second: float, db: float) -> int:
@@ -33,6 +34,72 @@ class Reference:
     last: dict[int, int] = field(default_factory=dict)
     raw: dict[tuple[str, int], int] = field(default_factory=dict)  # levels before the delays…
     since: dict[tuple[str, int], int] = field(default_factory=dict)  # …and since when they hold
+    window: dict[tuple[str, int], int] = field(default_factory=dict)  # ROC, FROZEN, PREDICT levels
+    history: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # valid (ts, value)
+    last_value: dict[int, float] = field(default_factory=dict)
+    last_move: dict[int, int] = field(default_factory=dict)
+
+    def _windows(self, i: int, ts: int, value: float) -> list[tuple[int, str, int, int]]:
+        cfg = self.cfg
+        keep = max(int(cfg.roc_period_ms[i]) if math.isfinite(float(cfg.roc_limit[i])) else 0,
+                   int(cfg.predict_window_ms[i]) if int(cfg.predict_response_ms[i]) > 0 else 0)  # fmt: skip
+        points = [(t, v) for t, v in self.history.get(i, []) if t >= ts - keep]
+        points.append((ts, value))
+        self.history[i] = points
+        levels = {}
+        limit, period = float(cfg.roc_limit[i]), int(cfg.roc_period_ms[i])
+        roc = self.window.get(("ROC", i), 0)
+        if math.isfinite(limit):
+            move = abs(value - next(v for t, v in points if t >= ts - period))
+            if move >= limit:
+                roc = 1
+            elif move < limit - float(cfg.deadband[i]):
+                roc = 0
+        else:
+            roc = 0
+        levels["ROC"] = roc
+        previous = self.last_value.get(i)
+        if previous is None or not abs(value - previous) <= float(cfg.frozen_eps[i]):
+            self.last_move[i] = ts
+        self.last_value[i] = value
+        window = int(cfg.frozen_window_ms[i])
+        levels["FROZEN"] = int(window > 0 and ts - self.last_move[i] >= window)
+        levels["PREDICT"] = int(
+            self._predicts(i, ts, [(t, v) for t, v in points if t >= ts - int(cfg.predict_window_ms[i])])
+        )
+        out = []
+        for name, level in levels.items():
+            if level != self.window.get((name, i), 0):
+                out.append((int(cfg.tag_id[i]), name, level, ts))
+            self.window[(name, i)] = level
+        return out
+
+    def _predicts(self, i: int, ts: int, points: list[tuple[int, float]]) -> bool:
+        """The least-squares trend reaches the next limit within the response time (same formulas)."""
+        cfg = self.cfg
+        response = int(cfg.predict_response_ms[i])
+        n = float(len(points))
+        if response <= 0 or n < PREDICT_MIN_POINTS:
+            return False
+        sx = float(sum(t for t, _ in points))
+        sy = sum(v for _, v in points)
+        sxx = float(sum(t * t for t, _ in points))
+        sxy = sum(t * v for t, v in points)
+        syy = sum(v * v for _, v in points)
+        a, b, c = n * sxx - sx * sx, n * sxy - sx * sy, n * syy - sy * sy
+        if a <= 0 or b == 0 or b * b * (n - 2) < PREDICT_T**2 * (a * c - b * b):
+            return False
+        slope = b / a
+        fitted = (sy + slope * (n * ts - sx)) / n
+        if slope > 0:
+            ahead = [x for x in (float(cfg.h[i]), float(cfg.hh[i])) if math.isfinite(x) and fitted < x]
+        else:
+            ahead = [x for x in (float(cfg.l[i]), float(cfg.ll[i])) if math.isfinite(x) and fitted > x]
+        if not ahead:
+            return False
+        target = ahead[0]
+        time_to = (target - fitted) / slope
+        return 0 < time_to <= response
 
     def _delay(self, name: str, i: int, ts: int, raw: int) -> int | None:
         """The alarm level once ``raw`` has held for its delay, else None (the level stays)."""
@@ -73,6 +140,8 @@ class Reference:
                 if new is not None and new != table.get(i, 0):
                     out.append((tag_id, name, new, ts))
                     table[i] = new
+        if valid:
+            out += self._windows(i, ts, value)
         fault = 0 if valid else 1
         if fault != self.fault.get(i, 0):
             out.append((tag_id, "FAULT", fault, ts))

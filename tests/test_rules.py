@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import given, settings
@@ -101,3 +102,64 @@ def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -
     assert run((50, 86.0), (100, 86.0), (110, 87.0)) == [("HIGH", 1, 110)]  # held 60 s: raised
     assert run((120, 80.0), (140, 86.0), (150, 80.0), (170, 80.0)) == []  # normal not held 30 s yet
     assert run((180, 80.0)) == [("HIGH", 0, 180)]  # normal since 150: cleared after the off-delay
+
+
+def window_config() -> TagConfig:
+    """Tag 0: ROC 20 per 5; tag 1: frozen within 0.5 for 6; tag 2: predicts H/HH within 8 from a 10 window."""
+    base = config(delays=DELAYS)
+    return replace(
+        base,
+        roc_limit=np.array([20.0, np.nan, np.nan]),
+        roc_period_ms=np.array([5, 0, 0], dtype=np.int64),
+        frozen_eps=np.array([0.0, 0.5, 0.0]),
+        frozen_window_ms=np.array([0, 6, 0], dtype=np.int64),
+        predict_window_ms=np.array([0, 0, 10], dtype=np.int64),
+        predict_response_ms=np.array([0, 0, 8], dtype=np.int64),
+    )
+
+
+integer_reading = st.tuples(
+    st.integers(0, len(LIMITS) - 1),
+    st.integers(0, 40),
+    st.one_of(st.integers(-5, 105).map(float), st.integers(0, 3).map(float), st.just(math.nan)),
+    st.sampled_from([0, 0, 0, 0, 1, 3]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(integer_reading, max_size=40), max_size=6))
+def test_window_conditions_match_reference(batches: list[list[tuple[int, int, float, int]]]) -> None:
+    cfg = window_config()
+    engine, ref = RuleEngine(cfg), Reference(cfg)
+    for batch in batches:
+        expected = []
+        for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
+            expected += ref.step(i, ts, value, q)
+        arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
+        got = engine.evaluate(
+            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
+        )
+        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+
+
+def _run(engine: RuleEngine, tag: int, points: list[tuple[int, float]]) -> list[tuple[str, int, int]]:
+    n = len(points)
+    got = engine.evaluate(np.full(n, tag, np.int64), np.array([t for t, _ in points], dtype=np.int64),
+                          np.array([v for _, v in points]), np.zeros(n, np.int16))  # fmt: skip
+    return [
+        (t.condition.value, t.level, t.ts_ms)
+        for t in got
+        if t.condition.value in ("ROC", "FROZEN", "PREDICT")
+    ]
+
+
+def test_rate_of_change_frozen_value_and_prediction() -> None:
+    engine = RuleEngine(window_config())
+    assert _run(engine, 0, [(0, 50.0), (2, 60.0), (4, 71.0)]) == [("ROC", 1, 4)]  # +21 within 5
+    assert _run(engine, 0, [(20, 71.0), (30, 71.0)]) == [("ROC", 0, 20)]  # no move within 5: reset
+    assert _run(engine, 1, [(0, 1.0), (3, 1.2), (6, 1.4)]) == [("FROZEN", 1, 6)]  # steps ≤ 0.5 for 6
+    assert _run(engine, 1, [(7, 2.0)]) == [("FROZEN", 0, 7)]  # it moved
+    # H 25 of tag 2: a steady climb of 2 per unit reaches it in fewer than 8 units
+    climb = [(t, 5.0 + 2 * t) for t in range(0, 6)]
+    assert _run(engine, 2, climb) == [("PREDICT", 1, 4)]
+    assert _run(engine, 2, [(t, 15.0) for t in range(10, 22)])[-1] == ("PREDICT", 0, 11)

@@ -1,0 +1,153 @@
+"""Conditions over a time window of a tag's valid readings, for a whole batch at once.
+
+- **ROC** (rate of change): the value moved by at least ``roc_limit`` within ``roc_period``
+  (against the earliest valid reading of the period); it resets when the move is back below
+  the limit by the tag's deadband.
+- **FROZEN**: no step between consecutive valid readings larger than ``frozen_eps`` for
+  ``frozen_window`` (a stuck transmitter repeats its value; a live one moves).
+- **PREDICT** (预警): a least-squares line over ``predict_window`` of readings (at least
+  ``PREDICT_MIN_POINTS``) whose slope is significant (|t| ≥ ``PREDICT_T``) reaches the next
+  limit in its direction (H then HH rising, L then LL falling) within ``predict_response``.
+
+Readings before the batch come from a per-tag history that keeps just the longest window. All of
+it is computed on the batch sorted by (tag, time): window starts by ``searchsorted`` on a
+(tag, time) key, sums over windows by differences of prefix sums. The least-squares quantities
+are formed as ``n·Σxy − Σx·Σy`` and the like, so that integer inputs give exact results (the
+per-reading reference in the tests uses the same formulas).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+
+PREDICT_MIN_POINTS = 5
+PREDICT_T = 3.0
+
+
+@dataclass(slots=True)
+class History:
+    """Valid readings kept for the windows, sorted by (tag, time)."""
+
+    idx: Ints
+    ts: Ints
+    val: Floats
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+    def copy(self) -> History:
+        return History(self.idx.copy(), self.ts.copy(), self.val.copy())
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    roc_set: Bools  # per new reading
+    roc_reset: Bools
+    predict: Bools
+    predict_limit: Floats  # the limit the trend heads for (NaN when none)
+    history: History  # what to keep for the next batch
+
+
+def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_limit: Floats,
+                     roc_period_ms: Ints, predict_window_ms: Ints, predict_response_ms: Ints,
+                     deadband: Floats, h: Floats, hh: Floats, low: Floats, lowlow: Floats,
+                     keep_ms: Ints) -> WindowResult:  # fmt: skip
+    """Window conditions for new valid readings (sorted by tag and time, newer than the history)."""
+    n_new = idx.size
+    all_idx = np.concatenate([history.idx, idx])
+    all_ts = np.concatenate([history.ts, ts])
+    all_val = np.concatenate([history.val, val])
+    order = np.lexsort((all_ts, all_idx))
+    all_idx, all_ts, all_val = all_idx[order], all_ts[order], all_val[order]
+    is_new = order >= history.idx.size
+    pos = np.flatnonzero(is_new)  # positions of the new readings, in their (tag, time) order
+
+    base = int(all_ts.min()) if all_ts.size else 0
+    rel = all_ts - base
+    span = int(rel.max()) + int(max(roc_period_ms.max(initial=0), predict_window_ms.max(initial=0))) + 2
+    key = all_idx * span + rel
+
+    # rate of change against the earliest reading of the period
+    tags = all_idx[pos]
+    roc_start = np.searchsorted(key, key[pos] - roc_period_ms[tags], side="left")
+    move = np.abs(all_val[pos] - all_val[roc_start])
+    enabled = np.isfinite(roc_limit[tags])
+    with np.errstate(invalid="ignore"):
+        roc_set = enabled & (move >= roc_limit[tags])
+        roc_reset = ~enabled | (move < roc_limit[tags] - deadband[tags])
+
+    # least squares over the prediction window (x in ms from the base, prefix sums with a leading 0)
+    x = rel.astype(np.float64)
+    y = all_val
+    cx, cy = _prefix(x), _prefix(y)
+    cxx, cxy, cyy = _prefix(x * x), _prefix(x * y), _prefix(y * y)
+    start = np.searchsorted(key, key[pos] - predict_window_ms[tags], side="left")
+    end = pos + 1
+    n = (end - start).astype(np.float64)
+    sx, sy = cx[end] - cx[start], cy[end] - cy[start]
+    sxx, sxy, syy = cxx[end] - cxx[start], cxy[end] - cxy[start], cyy[end] - cyy[start]
+    a = n * sxx - sx * sx
+    b = n * sxy - sx * sy
+    c = n * syy - sy * sy
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = b / a  # per ms
+        fitted = (sy + slope * (n * x[pos] - sx)) / n
+        significant = (
+            (n >= PREDICT_MIN_POINTS)
+            & (a > 0)
+            & (b != 0)
+            & (b * b * (n - 2) >= PREDICT_T**2 * (a * c - b * b))
+        )
+        rising_target = np.where(fitted < h[tags], h[tags], np.where(fitted < hh[tags], hh[tags], np.nan))
+        falling_target = np.where(
+            fitted > low[tags], low[tags], np.where(fitted > lowlow[tags], lowlow[tags], np.nan)
+        )
+        target = np.where(slope > 0, rising_target, np.where(slope < 0, falling_target, np.nan))
+        time_to = (target - fitted) / slope
+        predict = (
+            (predict_response_ms[tags] > 0) & significant & np.isfinite(target) & (time_to > 0)
+            & (time_to <= predict_response_ms[tags])
+        )  # fmt: skip
+
+    # keep, per tag, the readings inside its longest window back from its newest reading
+    newest = np.zeros(keep_ms.size, np.int64)
+    np.maximum.at(newest, all_idx, all_ts)
+    keep = (keep_ms[all_idx] > 0) & (all_ts >= newest[all_idx] - keep_ms[all_idx])
+    history = History(all_idx[keep], all_ts[keep], all_val[keep])
+    assert pos.size == n_new  # noqa: S101 - every new reading is in the combined arrays
+    return WindowResult(roc_set, roc_reset, predict, np.where(predict, target, np.nan), history)
+
+
+def _prefix(values: Floats) -> Floats:
+    out = np.zeros(values.size + 1, np.float64)
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+def frozen_levels(val: Floats, ts: Ints, starts: Ints, idx: Ints, eps: Floats, window_ms: Ints,
+                  seed_value: Floats, seed_move_ts: Ints) -> tuple[Bools, Floats, Ints]:  # fmt: skip
+    """FROZEN per new valid reading, and each reading's (last value, last move time) for the state.
+
+    A reading moves when it differs from the tag's previous valid value by more than ``eps`` (the
+    first value ever is a move); the value is frozen once no move happened for ``window_ms``.
+    """
+    n = val.size
+    positions = np.arange(n)
+    first = starts == positions
+    previous = np.empty(n, np.float64)
+    previous[1:] = val[:-1]
+    previous[first] = seed_value[idx[first]]
+    with np.errstate(invalid="ignore"):
+        moved = ~(np.abs(val - previous) <= eps[idx])  # NaN (no previous value) counts as a move
+    last_move = np.maximum.accumulate(np.where(moved, positions, -1))
+    move_ts = np.where(last_move >= starts, ts[np.maximum(last_move, 0)], seed_move_ts[idx])
+    frozen = (window_ms[idx] > 0) & (ts - move_ts >= window_ms[idx])
+    return frozen, val, move_ts
