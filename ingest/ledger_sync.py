@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import psycopg
 
 from hazardwatch.ledger import Enterprise, HazardSource, Plant
+from hazardwatch.ledger.models import Tag
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,11 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                 conn.execute(
                     "INSERT INTO tags (enterprise_id, hazard_source_id, equipment_id, gateway_id, code,"
                     " name, kind, unit, range_low, range_high, ll, l, h, hh, deadband, poll_interval_s,"
-                    " in_service, oos_reason, oos_by, oos_at, on_delay_s, off_delay_s) VALUES (%s, %s, %s,"
-                    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " in_service, oos_reason, oos_by, oos_at, on_delay_s, off_delay_s, roc_limit,"
+                    " roc_period_s, frozen_window_s, frozen_eps, predict_window_s, predict_response_s)"
+                    " VALUES (%s, %s, %s,"
+                    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                    " %s, %s, %s)"
                     " ON CONFLICT (enterprise_id, code) DO UPDATE SET"
                     " hazard_source_id = EXCLUDED.hazard_source_id, equipment_id = EXCLUDED.equipment_id,"
                     " gateway_id = EXCLUDED.gateway_id, name = EXCLUDED.name, kind = EXCLUDED.kind,"
@@ -120,12 +124,15 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                     " deadband = EXCLUDED.deadband, poll_interval_s = EXCLUDED.poll_interval_s,"
                     " in_service = EXCLUDED.in_service, oos_reason = EXCLUDED.oos_reason,"
                     " oos_by = EXCLUDED.oos_by, oos_at = EXCLUDED.oos_at, on_delay_s = EXCLUDED.on_delay_s,"
-                    " off_delay_s = EXCLUDED.off_delay_s, updated_at = now()",
+                    " off_delay_s = EXCLUDED.off_delay_s, roc_limit = EXCLUDED.roc_limit,"
+                    " roc_period_s = EXCLUDED.roc_period_s, frozen_window_s = EXCLUDED.frozen_window_s,"
+                    " frozen_eps = EXCLUDED.frozen_eps, predict_window_s = EXCLUDED.predict_window_s,"
+                    " predict_response_s = EXCLUDED.predict_response_s, updated_at = now()",
                     (enterprise_id, source_id, equipment_id, gateway_id, tag.code, tag.name,
                      tag.kind.value, tag.unit, tag.range[0], tag.range[1], lim.ll, lim.l, lim.h,
                      lim.hh, tag.effective_deadband, poll, oos is None,
                      oos.reason if oos else None, oos.by if oos else None, oos.at if oos else None,
-                     *tag.effective_delays_s),
+                     *tag.effective_delays_s, *_window_settings(tag)),
                 )  # fmt: skip
                 kept.append(tag.code)
     retired = conn.execute(
@@ -149,4 +156,17 @@ def sync_ledger(conn: Conn, plant: Plant) -> SyncReport:
         tags=sum(1 for _ in plant.iter_tags()),
         grade_changes=changes,
         retired_tags=retired,
+    )
+
+
+def _window_settings(tag: Tag) -> tuple[float | None, float, float, float, float, float]:
+    """roc_limit, roc_period_s, frozen_window_s, frozen_eps, predict_window_s, predict_response_s."""
+    roc, frozen, predict = tag.roc, tag.frozen, tag.predict
+    return (
+        roc.limit if roc else None,
+        roc.period_s if roc else 0.0,
+        frozen.window_s if frozen else 0.0,
+        frozen.epsilon if frozen else 0.0,
+        predict.window_s if predict else 0.0,
+        predict.response_s if predict else 0.0,
     )

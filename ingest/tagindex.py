@@ -13,7 +13,8 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 _QUERY = """
 SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
-       t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s
+       t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s, t.roc_limit, t.roc_period_s,
+       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
 ORDER BY t.id
 """
@@ -21,6 +22,11 @@ ORDER BY t.id
 
 def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def _ms(rows: list[tuple[object, ...]], column: int) -> np.ndarray:
+    """A column of seconds as whole milliseconds."""
+    return np.array([round(_float(r[column]) * 1000) for r in rows], dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,12 @@ class TagIndex:
             in_service=np.array([bool(r[10]) for r in rows], dtype=bool),
             on_delay_ms=np.array([round(_float(r[14]) * 1000) for r in rows], dtype=np.int64),
             off_delay_ms=np.array([round(_float(r[15]) * 1000) for r in rows], dtype=np.int64),
+            roc_limit=np.array([_float(r[16]) for r in rows], dtype=np.float64),
+            roc_period_ms=_ms(rows, 17),
+            frozen_window_ms=_ms(rows, 18),
+            frozen_eps=np.array([_float(r[19]) for r in rows], dtype=np.float64),
+            predict_window_ms=_ms(rows, 20),
+            predict_response_ms=_ms(rows, 21),
         )
         return cls(
             by_code=by_code,

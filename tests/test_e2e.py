@@ -74,7 +74,7 @@ def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
             for equipment in source["equipment"]:
                 for tag in equipment["tags"]:
                     if tag["code"] == "LT101":
-                        tag.update(on_delay_s=3, off_delay_s=3)
+                        tag.update(on_delay_s=3, off_delay_s=3, frozen={"window_s": 5})
     devices = write_plant(doc, tmp_path)
     env = dict(os.environ)
     env.update(
@@ -147,6 +147,12 @@ def test_overfill_raises_one_alarm_and_clears_it(stack: Stack, database_url: str
     ) == [(2,)]
     assert actions[-1] == "clear"
     assert len(_rows(database_url, alarm_query)) == 1  # raised once, one alarm row
+    predicted = _rows(
+        database_url,
+        "SELECT a.priority FROM alarms a JOIN tags t ON t.id = a.tag_id"
+        " WHERE t.code = 'LT101' AND a.condition = 'PREDICT'",
+    )
+    assert predicted == [(3,)]  # the climb was seen coming (预警), as a low-priority warning
     # the value was back below H minus the deadband (85 - 2) when it cleared
     clear_value = _rows(
         database_url, "SELECT value FROM alarm_journal WHERE alarm_id = %s AND action = 'clear'", alarm_id
@@ -221,3 +227,21 @@ def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_ur
         database_url, "SELECT count(*) FROM alarms a JOIN tags t ON t.id = a.tag_id WHERE t.code = 'PT301'"
     )
     assert high == [(1,)]  # a dead sensor raises a fault, never a process alarm
+
+
+def test_frozen_transmitter_raises_a_frozen_value_alarm(stack: Stack, database_url: str) -> None:
+    """A transmitter stuck at one value for longer than its frozen window (5 s here) is an alarm."""
+    eventually(
+        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
+    )
+    started = stack.run(
+        "simulate", "--scenario", "sensor-freeze", "--enterprise", "E330110001", "--tag", "LT101"
+    )
+    assert started.returncode == 0, started.stderr
+    query = (
+        "SELECT a.state, a.priority FROM alarms a JOIN tags t ON t.id = a.tag_id"
+        " WHERE t.code = 'LT101' AND a.condition = 'FROZEN'"
+    )
+    raised = eventually(lambda: _rows(database_url, query), 30, "the frozen-value alarm")
+    assert raised[0] == ("UNACK", 3)
+    eventually(lambda: _rows(database_url, query)[0][0] == "RTN_UNACK", 60, "the transmitter moving again")

@@ -157,6 +157,27 @@ class OpcUaPoint(_Model):
         return node
 
 
+class RateOfChange(_Model):
+    """Alarm when the value moves by ``limit`` (engineering units) within ``period_s``."""
+
+    limit: float = Field(gt=0, description="move in engineering units that alarms")
+    period_s: float = Field(60, gt=0, le=86_400, description="the period the move is measured over")
+
+
+class FrozenValue(_Model):
+    """Alarm when no step between readings exceeds ``epsilon`` for ``window_s`` (stuck transmitter)."""
+
+    window_s: float = Field(gt=0, le=7 * 86_400, description="how long the value may stand still")
+    epsilon: float = Field(0.0, ge=0, description="steps up to this size count as standing still")
+
+
+class Prediction(_Model):
+    """预警: warn when the trend fitted over ``window_s`` reaches the next limit within ``response_s``."""
+
+    response_s: float = Field(gt=0, le=86_400, description="the time operators need to respond")
+    window_s: float = Field(300, gt=0, le=86_400, description="readings the trend is fitted over")
+
+
 class OutOfService(_Model):
     reason: str = Field(min_length=1, description="why the tag is out of service")
     by: str = Field(min_length=1, description="who took it out of service")
@@ -175,6 +196,9 @@ class Tag(_Model):
     gas: str | None = Field(None, max_length=64, description="the gas a detector measures")
     on_delay_s: float | None = Field(None, ge=0, le=3600, description="a limit must hold this long to alarm")
     off_delay_s: float | None = Field(None, ge=0, le=3600, description="normal must hold this long to clear")
+    roc: RateOfChange | None = Field(None, description="rate-of-change alarm")
+    frozen: FrozenValue | None = Field(None, description="frozen-value alarm")
+    predict: Prediction | None = Field(None, description="predictive warning (预警)")
     out_of_service: OutOfService | None = Field(None, description="set while out of service")
     modbus: ModbusPoint | None = None
     opcua: OpcUaPoint | None = None
@@ -192,6 +216,9 @@ class Tag(_Model):
             raise ValueError("a tag is read either from modbus or from opcua: give exactly one")
         if self.deadband is not None and self.deadband_pct is not None:
             raise ValueError("give deadband or deadband_pct, not both")
+        if self.predict is not None and all(v is None for v in (self.limits.h, self.limits.hh, self.limits.l,
+                                                                  self.limits.ll)):  # fmt: skip
+            raise ValueError("predict needs at least one limit to predict the crossing of")
         return self
 
     @property
