@@ -26,6 +26,7 @@ from hazardwatch.quality import Quality
 VERSION = 1
 TOPIC_ROOT = "hw/v1"
 MAX_BATCH_READINGS = 100_000
+MAX_TAG_LENGTH = 64  # as the ledger's codes
 _KNOWN_QUALITIES = frozenset(q.value for q in Quality)
 
 
@@ -140,8 +141,8 @@ def _load(payload: bytes) -> Any:
     if payload[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
         try:
             return json.loads(payload)
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise WireError(f"malformed JSON: {err}") from err
+        except (ValueError, RecursionError) as err:  # JSONDecodeError, bad UTF-8, huge integers, deep nesting
+            raise WireError(f"malformed JSON: {type(err).__name__}: {str(err)[:200]}") from err
     try:
         return msgpack.unpackb(payload, raw=False, strict_map_key=True, max_array_len=MAX_BATCH_READINGS)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
@@ -157,10 +158,18 @@ def _column(doc: dict[str, Any], key: str, n: int | None) -> list[Any]:
     return column
 
 
+MAX_INT64 = 2**63 - 1
+
+
+def _is_count(value: object) -> bool:
+    """A non-negative integer that fits the database's bigint (not a bool, not a float)."""
+    return type(value) is int and 0 <= value <= MAX_INT64
+
+
 def _int_field(doc: dict[str, Any], key: str) -> int:
     value = doc.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise WireError(f"field {key!r} must be a non-negative integer")
+    if not isinstance(value, int) or not _is_count(value):
+        raise WireError(f"field {key!r} must be a non-negative 64-bit integer")
     return value
 
 
@@ -174,8 +183,8 @@ def decode(payload: bytes) -> ReadingBatch:
     if not isinstance(doc, dict):
         raise WireError("payload is not a map")
     version = doc.get("v")
-    if version != VERSION:
-        raise WireError(f"unknown wire version {version!r}")
+    if type(version) is not int or version != VERSION:
+        raise WireError(f"unknown wire version {repr(version)[:40]}")
     gateway = doc.get("gw")
     if not isinstance(gateway, str) or not gateway:
         raise WireError("field 'gw' must be a non-empty string")
@@ -186,20 +195,20 @@ def decode(payload: bytes) -> ReadingBatch:
     ts = _column(doc, "ts", n)
     values = _column(doc, "val", n)
     quality = _column(doc, "q", n)
-    if not all(isinstance(t, str) and t for t in tags):
-        raise WireError("field 'tags' must hold non-empty strings")
-    if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ts):
+    if not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH and t.isprintable() for t in tags):
+        raise WireError(f"field 'tags' must hold printable strings of 1 to {MAX_TAG_LENGTH} characters")
+    if not all(_is_count(t) for t in ts):
         raise WireError("field 'ts' must hold non-negative integer milliseconds")
-    if not all(isinstance(q, int) and q in _KNOWN_QUALITIES for q in quality):
+    if not all(type(q) is int and q in _KNOWN_QUALITIES for q in quality):
         raise WireError("field 'q' must hold known quality codes")
     clean_values: list[float | None] = []
     for value in values:
         if value is None:
             clean_values.append(None)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif type(value) is float or (type(value) is int and abs(value) <= 2**53):
             clean_values.append(float(value))
         else:
-            raise WireError("field 'val' must hold numbers or null")
+            raise WireError("field 'val' must hold numbers or null (integers up to 2^53)")
     replay = doc.get("replay", False)
     if not isinstance(replay, bool):
         raise WireError("field 'replay' must be a boolean")

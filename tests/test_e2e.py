@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -66,6 +66,37 @@ class Stack:
         return {name: proc.wait(timeout=20) for name, proc in self.procs.items()}
 
 
+def make_stack(tmp_path: Path, mqtt_port: int, database_url: str, doc: dict[str, Any]) -> Stack:
+    """A migrated stack on the given plant and broker; nothing started yet."""
+    env = dict(os.environ)
+    env.update(
+        HW_DATABASE_URL=database_url,
+        HW_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}",
+        HW_DEVICES=str(write_plant(doc, tmp_path)),
+        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
+        HW_VAR_DIR=str(tmp_path / "var"),
+        HW_AGENT_METRICS="off",
+        PYTHONUNBUFFERED="1",
+    )
+    s = Stack(env, tmp_path)
+    migrated = s.run("migrate", "--sync")
+    assert migrated.returncode == 0, migrated.stderr
+    return s
+
+
+def start_everything(stack: Stack) -> None:
+    stack.start("simulate", "simulate")
+    wait_for_port(int(stack.env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
+    stack.start("ingest", "ingest", "--no-sync")
+    stack.start("agent", "agent")
+
+
+def stop_and_show(stack: Stack) -> None:
+    codes = stack.stop()
+    for name in stack.procs:
+        print(f"----- {name} (exit {codes[name]}) -----\n{stack.log(name)[-3000:]}")
+
+
 @pytest.fixture
 def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
     doc = plant_doc_on_ports(free_port(), free_port())
@@ -75,30 +106,12 @@ def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
                 for tag in equipment["tags"]:
                     if tag["code"] == "LT101":
                         tag.update(on_delay_s=3, off_delay_s=3, frozen={"window_s": 5})
-    devices = write_plant(doc, tmp_path)
-    env = dict(os.environ)
-    env.update(
-        HW_DATABASE_URL=database_url,
-        HW_MQTT_URL=f"mqtt://127.0.0.1:{mqtt_port}",
-        HW_DEVICES=str(devices),
-        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
-        HW_VAR_DIR=str(tmp_path / "var"),
-        HW_AGENT_METRICS="off",
-        PYTHONUNBUFFERED="1",
-    )
-    s = Stack(env, tmp_path)
-    migrated = s.run("migrate", "--sync")
-    assert migrated.returncode == 0, migrated.stderr
-    s.start("simulate", "simulate")
-    wait_for_port(int(env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
-    s.start("ingest", "ingest", "--no-sync")
-    s.start("agent", "agent")
+    s = make_stack(tmp_path, mqtt_port, database_url, doc)
+    start_everything(s)
     try:
         yield s
     finally:
-        codes = s.stop()
-        for name in s.procs:
-            print(f"----- {name} (exit {codes[name]}) -----\n{s.log(name)[-3000:]}")
+        stop_and_show(s)
 
 
 def _rows(url: str, query: str, *params: object) -> list[tuple[object, ...]]:
@@ -207,22 +220,27 @@ def test_garbage_is_dead_lettered_and_ingest_keeps_running(
     assert set(rates) == {"E330110001", "E330281002"}  # the figures themselves: tests/test_storage.py
 
 
-def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_url: str) -> None:
-    """OPC-UA BadSensorFailure → BAD quality → a FAULT alarm, cleared when the transmitter recovers."""
+def scenario_alarm(stack: Stack, database_url: str, scenario: str, enterprise: str, tag: str,
+                   condition: str) -> str:  # fmt: skip
+    """Drive a scenario on a tag; wait for its alarm, then for its return to normal; the query."""
     eventually(
         lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
     )
-    started = stack.run(
-        "simulate", "--scenario", "sensor-fault", "--enterprise", "E330281002", "--tag", "PT301"
-    )
+    started = stack.run("simulate", "--scenario", scenario, "--enterprise", enterprise, "--tag", tag)
     assert started.returncode == 0, started.stderr
     query = (
         "SELECT a.state, a.priority FROM alarms a JOIN tags t ON t.id = a.tag_id"
-        " WHERE t.code = 'PT301' AND a.condition = 'FAULT'"
+        f" WHERE t.code = '{tag}' AND a.condition = '{condition}'"
     )
-    raised = eventually(lambda: _rows(database_url, query), 30, "the instrument-fault alarm")
+    raised = eventually(lambda: _rows(database_url, query), 30, f"the {condition} alarm of {tag}")
     assert raised[0] == ("UNACK", 3)
-    eventually(lambda: _rows(database_url, query)[0][0] == "RTN_UNACK", 60, "the transmitter's recovery")
+    eventually(lambda: _rows(database_url, query)[0][0] == "RTN_UNACK", 60, f"{tag} back to normal")
+    return query
+
+
+def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_url: str) -> None:
+    """OPC-UA BadSensorFailure → BAD quality → a FAULT alarm, cleared when the transmitter recovers."""
+    scenario_alarm(stack, database_url, "sensor-fault", "E330281002", "PT301", "FAULT")
     high = _rows(
         database_url, "SELECT count(*) FROM alarms a JOIN tags t ON t.id = a.tag_id WHERE t.code = 'PT301'"
     )
@@ -231,17 +249,4 @@ def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_ur
 
 def test_frozen_transmitter_raises_a_frozen_value_alarm(stack: Stack, database_url: str) -> None:
     """A transmitter stuck at one value for longer than its frozen window (5 s here) is an alarm."""
-    eventually(
-        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
-    )
-    started = stack.run(
-        "simulate", "--scenario", "sensor-freeze", "--enterprise", "E330110001", "--tag", "LT101"
-    )
-    assert started.returncode == 0, started.stderr
-    query = (
-        "SELECT a.state, a.priority FROM alarms a JOIN tags t ON t.id = a.tag_id"
-        " WHERE t.code = 'LT101' AND a.condition = 'FROZEN'"
-    )
-    raised = eventually(lambda: _rows(database_url, query), 30, "the frozen-value alarm")
-    assert raised[0] == ("UNACK", 3)
-    eventually(lambda: _rows(database_url, query)[0][0] == "RTN_UNACK", 60, "the transmitter moving again")
+    scenario_alarm(stack, database_url, "sensor-freeze", "E330110001", "LT101", "FROZEN")

@@ -38,6 +38,20 @@ def config(in_service: list[bool] | None = None, delays: list[tuple[int, int]] |
     )  # fmt: skip
 
 
+def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, float, int]]]) -> None:
+    """Batch by batch, the engine's transitions are the reference's, reading by reading."""
+    engine, ref = RuleEngine(cfg), Reference(cfg)
+    for batch in batches:
+        expected = []
+        for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
+            expected += ref.step(i, ts, value, q)
+        arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
+        got = engine.evaluate(
+            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
+        )
+        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+
+
 reading = st.tuples(
     st.integers(0, len(LIMITS) - 1),
     st.integers(0, 40),
@@ -50,17 +64,7 @@ reading = st.tuples(
 @given(st.lists(st.lists(reading, max_size=30), max_size=6), st.booleans())
 def test_vectorized_engine_matches_reference(batches: list[list[tuple[int, int, float, int]]],
                                              with_delays: bool) -> None:  # fmt: skip
-    cfg = config(delays=DELAYS if with_delays else None)
-    engine, ref = RuleEngine(cfg), Reference(cfg)
-    for batch in batches:
-        expected = []
-        for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
-            expected += ref.step(i, ts, value, q)
-        arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
-        got = engine.evaluate(
-            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
-        )
-        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+    agree_with_reference(config(delays=DELAYS if with_delays else None), batches)
 
 
 def test_deadband_holds_the_alarm_until_the_value_moves_back() -> None:
@@ -129,17 +133,7 @@ integer_reading = st.tuples(
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.lists(integer_reading, max_size=40), max_size=6))
 def test_window_conditions_match_reference(batches: list[list[tuple[int, int, float, int]]]) -> None:
-    cfg = window_config()
-    engine, ref = RuleEngine(cfg), Reference(cfg)
-    for batch in batches:
-        expected = []
-        for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
-            expected += ref.step(i, ts, value, q)
-        arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
-        got = engine.evaluate(
-            arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
-        )
-        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+    agree_with_reference(window_config(), batches)
 
 
 def _run(engine: RuleEngine, tag: int, points: list[tuple[int, float]]) -> list[tuple[str, int, int]]:

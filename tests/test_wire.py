@@ -59,7 +59,7 @@ def test_round_trip(encode: object) -> None:
             msgpack.packb(
                 {"v": 1, "gw": "g", "seq": -1, "sent": 1, "tags": [], "ts": [], "val": [], "q": []}
             ),
-            "'seq' must be a non-negative integer",
+            "'seq' must be a non-negative 64-bit integer",
         ),
         (json.dumps({"v": 1, "gw": "", "seq": 1}).encode(), "'gw' must be a non-empty string"),
     ],

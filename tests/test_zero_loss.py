@@ -29,8 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway_agent.agent import buffer_path
 from gateway_agent.buffer import read_stats
 from hazardwatch import wire
-from tests.support import free_port, plant_doc_on_ports, private_mosquitto, wait_for_port, write_plant
-from tests.test_e2e import Stack, eventually
+from tests.support import free_port, plant_doc_on_ports, private_mosquitto
+from tests.test_e2e import Stack, eventually, make_stack, start_everything, stop_and_show
 
 pytestmark = pytest.mark.e2e
 
@@ -82,27 +82,11 @@ def broker(tmp_path: Path) -> tuple[int, Path]:
 
 @pytest.fixture
 def stack(tmp_path: Path, broker: tuple[int, Path], database_url: str) -> Iterator[Stack]:
-    port, _ = broker
-    devices = write_plant(plant_doc_on_ports(free_port(), free_port()), tmp_path)
-    env = dict(os.environ)
-    env.update(
-        HW_DATABASE_URL=database_url,
-        HW_MQTT_URL=f"mqtt://127.0.0.1:{port}",
-        HW_DEVICES=str(devices),
-        HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
-        HW_VAR_DIR=str(tmp_path / "var"),
-        HW_AGENT_METRICS="off",
-        PYTHONUNBUFFERED="1",
-    )
-    s = Stack(env, tmp_path)
-    migrated = s.run("migrate", "--sync")
-    assert migrated.returncode == 0, migrated.stderr
+    s = make_stack(tmp_path, broker[0], database_url, plant_doc_on_ports(free_port(), free_port()))
     try:
         yield s
     finally:
-        codes = s.stop()
-        for name in s.procs:
-            print(f"----- {name} (exit {codes[name]}) -----\n{s.log(name)[-3000:]}")
+        stop_and_show(s)
 
 
 def db_count(url: str, sql: str) -> int:
@@ -123,11 +107,14 @@ def next_seqs(state_dir: Path) -> dict[tuple[str, str], int]:
     return {(e, g): read_stats(buffer_path(state_dir, e, g)).next_seq for e, g in GATEWAYS}
 
 
-def start_everything(stack: Stack) -> None:
-    stack.start("simulate", "simulate")
-    wait_for_port(int(stack.env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
-    stack.start("ingest", "ingest", "--no-sync")
-    stack.start("agent", "agent")
+def run_until_flowing(stack: Stack, recorder: Recorder, port: int, database_url: str) -> None:
+    """Connect the recorder, start every process, wait for every tag in the database."""
+    recorder.client.connect("127.0.0.1", port)
+    recorder.client.loop_start()
+    assert recorder.subscribed.wait(10)
+    start_everything(stack)
+    eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
+               "all 49 tags in the database")  # fmt: skip
 
 
 def settle_and_count(stack: Stack, recorder: Recorder, database_url: str, state_dir: Path) -> None:
@@ -163,12 +150,7 @@ def test_broker_down_for_a_minute_loses_nothing(stack: Stack, broker: tuple[int,
     state_dir = tmp_path / "var" / "agent"
     recorder = Recorder(port)
     with private_mosquitto(store, port):
-        recorder.client.connect("127.0.0.1", port)
-        recorder.client.loop_start()
-        assert recorder.subscribed.wait(10)
-        start_everything(stack)
-        eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
-                   "all 49 tags in the database")  # fmt: skip
+        run_until_flowing(stack, recorder, port, database_url)
     # the broker is gone: polling goes on, every batch waits in the agent's buffer
     outage_ends = time.monotonic() + OUTAGE_S
     eventually(lambda: produced(state_dir)[1] > 0, 30, "batches held in the buffer during the outage")
@@ -199,12 +181,7 @@ def test_kill_9_of_the_agent_loses_nothing(stack: Stack, broker: tuple[int, Path
     state_dir = tmp_path / "var" / "agent"
     recorder = Recorder(port)
     with private_mosquitto(store, port):
-        recorder.client.connect("127.0.0.1", port)
-        recorder.client.loop_start()
-        assert recorder.subscribed.wait(10)
-        start_everything(stack)
-        eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
-                   "all 49 tags in the database")  # fmt: skip
+        run_until_flowing(stack, recorder, port, database_url)
     eventually(lambda: produced(state_dir)[1] >= 10 * 49, 60, "a backlog in the buffer")
     kill_9(stack)  # mid-publish, with batches committed and none acknowledged
     stack.start("agent", "agent")  # the same state directory: it finds its buffer
