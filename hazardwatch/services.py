@@ -70,14 +70,24 @@ class PrivatePostgres:
         self._as_user: list[str] = []
 
     def _run(self, *argv: str) -> None:
-        subprocess.run([*self._as_user, *argv], check=True, capture_output=True, text=True)
+        try:
+            subprocess.run([*self._as_user, *argv], check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError as err:
+            detail = (err.stderr or err.stdout or "").strip().splitlines()[-3:]
+            raise ConfigError(f"{Path(argv[0]).name} failed for {self.data}: {' / '.join(detail)}") from err
 
     def start(self) -> None:
         initdb, pg_ctl = _pg_binary("initdb"), _pg_binary("pg_ctl")
         self.root.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as the postgres user
             shutil.chown(self.root, "postgres", "postgres")
             self._as_user = ["runuser", "-u", "postgres", "--"]
+            reachable = subprocess.run([*self._as_user, "test", "-w", str(self.root)], capture_output=True)
+            if reachable.returncode != 0:
+                raise ConfigError(
+                    f"the postgres user cannot reach {self.root} (a parent directory is closed to it): "
+                    "set HW_VAR_DIR to a directory it can reach, or open the parents (chmod o+x)"
+                )
         if not (self.data / "PG_VERSION").exists():
             logger.info("initializing a private PostgreSQL cluster in %s", self.data)
             self._run(initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")

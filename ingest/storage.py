@@ -27,6 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import psycopg
 
+from hazardwatch.clock import utc_from_ms
 from hazardwatch.errors import ConfigError
 from ingest.copybuf import readings_copy_buffer
 from ingest.migrate import current_backend
@@ -75,42 +76,57 @@ def backend_of(conn: Conn) -> Backend:
 
 
 # -- writes ------------------------------------------------------------------------------------
+#
+# The fast path COPYs the batch straight into ``readings`` inside a savepoint, and folds the
+# batch into the rollups and latest values from aggregates computed in numpy (a row per tag and
+# bucket, not per reading). A batch holding a reading that is already stored (a redelivery, a
+# replay) violates the primary key; the savepoint is rolled back and the slow path takes over:
+# COPY into a staging table, insert what is new, and fold only the rows actually inserted.
 
 _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_in (ts timestamptz, tag_id integer,"
     " value double precision, quality smallint) ON COMMIT DELETE ROWS"
 )
+_AGGREGATES = (
+    "CREATE TEMP TABLE IF NOT EXISTS rollup_in (tag_id integer, bucket timestamptz, min double precision,"
+    " max double precision, sum double precision, n integer, samples integer, last double precision,"
+    " last_ts timestamptz) ON COMMIT DELETE ROWS"
+)
 _INSERT = (
     "INSERT INTO readings (ts, tag_id, value, quality) SELECT ts, tag_id, value, quality"
     " FROM readings_in ON CONFLICT DO NOTHING"
 )
+_FOLD = (
+    " ON CONFLICT (tag_id, bucket) DO UPDATE SET min = least(r.min, EXCLUDED.min),"
+    " max = greatest(r.max, EXCLUDED.max), sum = r.sum + EXCLUDED.sum, n = r.n + EXCLUDED.n,"
+    " samples = r.samples + EXCLUDED.samples,"
+    " last = CASE WHEN EXCLUDED.last_ts IS NOT NULL"
+    " AND (r.last_ts IS NULL OR EXCLUDED.last_ts > r.last_ts) THEN EXCLUDED.last ELSE r.last END,"
+    " last_ts = greatest(r.last_ts, EXCLUDED.last_ts)"
+)
+_COLUMNS = "tag_id, bucket, min, max, sum, n, samples, last, last_ts"
 
 
-def _rollup_upsert(table: str, unit: str) -> str:
+def _rollup_from_inserted(table: str, unit: str) -> str:
     return (
-        f"{table} AS r (tag_id, bucket, min, max, sum, n, samples, last, last_ts)"
+        f"{table} AS r ({_COLUMNS})"
         f" SELECT tag_id, date_trunc('{unit}', ts), min(value), max(value), coalesce(sum(value), 0),"
         " count(value), count(*), (array_agg(value ORDER BY ts DESC) FILTER (WHERE value IS NOT NULL))[1],"
-        " max(ts) FILTER (WHERE value IS NOT NULL) FROM ins GROUP BY 1, 2"
-        " ON CONFLICT (tag_id, bucket) DO UPDATE SET min = least(r.min, EXCLUDED.min),"
-        " max = greatest(r.max, EXCLUDED.max), sum = r.sum + EXCLUDED.sum, n = r.n + EXCLUDED.n,"
-        " samples = r.samples + EXCLUDED.samples,"
-        " last = CASE WHEN EXCLUDED.last_ts IS NOT NULL"
-        " AND (r.last_ts IS NULL OR EXCLUDED.last_ts > r.last_ts) THEN EXCLUDED.last ELSE r.last END,"
-        " last_ts = greatest(r.last_ts, EXCLUDED.last_ts)"
+        f" max(ts) FILTER (WHERE value IS NOT NULL) FROM ins GROUP BY 1, 2{_FOLD}"
     )
 
 
 _INSERT_WITH_ROLLUPS = (
     f"WITH ins AS ({_INSERT} RETURNING ts, tag_id, value),"
-    f" m AS (INSERT INTO {_rollup_upsert('rollup_1m', 'minute')} RETURNING 1),"
-    f" h AS (INSERT INTO {_rollup_upsert('rollup_1h', 'hour')} RETURNING 1)"
+    f" m AS (INSERT INTO {_rollup_from_inserted('rollup_1m', 'minute')} RETURNING 1),"
+    f" h AS (INSERT INTO {_rollup_from_inserted('rollup_1h', 'hour')} RETURNING 1)"
     " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM m), (SELECT count(*) FROM h)"
 )
-_LATEST = (
+_LATEST_FROM_STAGING = (
     "INSERT INTO readings_latest (tag_id, ts, value, quality)"
-    " SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM readings_in"
-    " ORDER BY tag_id, ts DESC"
+    " SELECT DISTINCT ON (tag_id) tag_id, ts, value, quality FROM readings_in ORDER BY tag_id, ts DESC"
+)
+_LATEST_UPSERT = (
     " ON CONFLICT (tag_id) DO UPDATE SET ts = EXCLUDED.ts, value = EXCLUDED.value,"
     " quality = EXCLUDED.quality, received_at = now() WHERE readings_latest.ts < EXCLUDED.ts"
 )
@@ -119,17 +135,102 @@ _LATEST = (
 def write_readings(conn: Conn, backend: Backend, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
                    quality: np.ndarray) -> int:  # fmt: skip
     """Store readings once each (by tag and source time), keep rollups and latest values; rows added."""
+    buffer = readings_copy_buffer(ts, tag_ids, values, quality)
+    try:
+        with (
+            conn.transaction(),  # a savepoint inside the caller's transaction
+            conn.cursor() as cur,
+            cur.copy("COPY readings (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.write(buffer)
+    except psycopg.errors.UniqueViolation:
+        return _write_idempotent(conn, backend, buffer)
+    if backend == "plain":
+        _fold_aggregates(conn, ts, tag_ids, values)
+    _latest_from_arrays(conn, ts, tag_ids, values, quality)
+    return int(ts.size)
+
+
+def _write_idempotent(conn: Conn, backend: Backend, buffer: bytes) -> int:
     conn.execute(_STAGING)
     with conn.cursor() as cur:
         with cur.copy("COPY readings_in (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(readings_copy_buffer(ts, tag_ids, values, quality))
+            copy.write(buffer)
         if backend == "plain":
             row = cur.execute(_INSERT_WITH_ROLLUPS).fetchone()
             written = int(row[0]) if row is not None else 0
         else:
             written = cur.execute(_INSERT).rowcount
-        cur.execute(_LATEST)
+        cur.execute(_LATEST_FROM_STAGING + _LATEST_UPSERT)
     return written
+
+
+def _fold_aggregates(conn: Conn, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray) -> None:
+    """Fold a batch that was inserted whole into the minute and hour rollups."""
+    conn.execute(_AGGREGATES)
+    for table, bucket_ms in (("rollup_1m", 60_000), ("rollup_1h", 3_600_000)):
+        rows = aggregate(ts, tag_ids, values, bucket_ms)
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY rollup_in ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO {table} AS r ({_COLUMNS}) SELECT {_COLUMNS} FROM rollup_in{_FOLD}".encode()
+            )
+            cur.execute("DELETE FROM rollup_in")
+
+
+def aggregate(ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
+              bucket_ms: int) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Per (tag, bucket): min, max, sum, n (valued), samples, last value and its time (rows for COPY)."""
+    bucket = ts - ts % bucket_ms
+    order = np.lexsort((ts, bucket, tag_ids))
+    tag_s, bucket_s, ts_s, val_s = tag_ids[order], bucket[order], ts[order], values[order]
+    boundary = np.ones(order.size, bool)
+    boundary[1:] = (tag_s[1:] != tag_s[:-1]) | (bucket_s[1:] != bucket_s[:-1])
+    starts = np.flatnonzero(boundary)
+    valued = np.isfinite(val_s)
+    with np.errstate(invalid="ignore"):
+        low = np.fmin.reduceat(np.where(valued, val_s, np.nan), starts)
+        high = np.fmax.reduceat(np.where(valued, val_s, np.nan), starts)
+    total = np.add.reduceat(np.where(valued, val_s, 0.0), starts)
+    n = np.add.reduceat(valued.astype(np.int64), starts)
+    samples = np.diff(np.append(starts, order.size))
+    # the last valued reading of each group: the greatest position with a value inside the group
+    last_pos = np.maximum.accumulate(np.where(valued, np.arange(order.size), -1))
+    ends = np.append(starts[1:], order.size) - 1
+    last = last_pos[ends]
+    has_last = last >= starts
+    rows = []
+    for k in range(starts.size):
+        at = int(last[k]) if has_last[k] else -1
+        rows.append((
+            int(tag_s[starts[k]]), utc_from_ms(int(bucket_s[starts[k]])),
+            None if np.isnan(low[k]) else float(low[k]), None if np.isnan(high[k]) else float(high[k]),
+            float(total[k]), int(n[k]), int(samples[k]),
+            float(val_s[at]) if at >= 0 else None, utc_from_ms(int(ts_s[at])) if at >= 0 else None,
+        ))  # fmt: skip
+    return rows
+
+
+def _latest_from_arrays(conn: Conn, ts: np.ndarray, tag_ids: np.ndarray, values: np.ndarray,
+                        quality: np.ndarray) -> None:  # fmt: skip
+    """Each tag's newest reading of the batch becomes its latest value, unless a newer one is stored."""
+    order = np.lexsort((ts, tag_ids))
+    last = np.append(tag_ids[order][1:] != tag_ids[order][:-1], True)
+    pick = order[last]
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS latest_in (tag_id integer, ts timestamptz, value double precision,"
+        " quality smallint) ON COMMIT DELETE ROWS"
+    )
+    with conn.cursor() as cur:
+        with cur.copy("COPY latest_in (ts, tag_id, value, quality) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.write(readings_copy_buffer(ts[pick], tag_ids[pick], values[pick], quality[pick]))
+        cur.execute(
+            "INSERT INTO readings_latest (tag_id, ts, value, quality) SELECT tag_id, ts, value, quality"
+            " FROM latest_in" + _LATEST_UPSERT
+        )
+        cur.execute("DELETE FROM latest_in")
 
 
 # -- retention ---------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from hazardwatch.errors import ConfigError
+from hazardwatch.services import PrivatePostgres
 from tests.support import free_port, plant_doc_on_ports, write_plant
 
 pytestmark = pytest.mark.e2e
@@ -115,3 +117,11 @@ def test_up_starts_private_services_when_none_answer(workdir: Path) -> None:
     finally:
         _stop(proc, output)
     assert not (workdir / "var" / "postgres" / "data" / "postmaster.pid").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to the postgres user")
+def test_private_postgres_says_when_the_postgres_user_cannot_reach_its_directory(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)  # pytest's own directories are closed to other users too
+    with pytest.raises(ConfigError, match="the postgres user cannot reach"):
+        PrivatePostgres(closed, free_port()).start()
