@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -39,10 +39,16 @@ def subscriptions(enterprises: Sequence[str] = ()) -> list[str]:
 
 class Consumer:
     def __init__(self, pipeline: Pipeline, address: MqttAddress, *, client_id: str,
-                 topics: Sequence[str], max_batch: int = 100, linger_s: float = 0.05) -> None:  # fmt: skip
+                 topics: Sequence[str], max_batch: int = 100, linger_s: float = 0.05,
+                 unsubscribe: Sequence[str] = (),
+                 on_subscribed: Callable[[list[str]], None] | None = None) -> None:  # fmt: skip
+        """``unsubscribe``: filters the persistent session may still hold from an earlier run;
+        ``on_subscribed`` is told the filters once the broker granted them all."""
         self._pipeline = pipeline
         self._address = address
         self._topics = list(topics)
+        self._unsubscribe = [t for t in unsubscribe if t not in self._topics]
+        self._on_subscribed = on_subscribed
         self._max_batch = max_batch
         self._linger_s = linger_s
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=10_000)
@@ -62,6 +68,9 @@ class Consumer:
         if getattr(reason, "is_failure", False):
             logger.warning("broker refused the connection: %s", reason)
             return
+        if self._unsubscribe:  # handled before the SUBACK below: the broker keeps the order
+            client.unsubscribe(self._unsubscribe)
+            logger.info("unsubscribing from %s, no longer this worker's", self._unsubscribe)
         client.subscribe([(topic, 1) for topic in self._topics])
         logger.info("connected to %s:%s", self._address.host, self._address.port)
         self.connected.set()
@@ -74,6 +83,12 @@ class Consumer:
             logger.error("the broker refused the subscriptions %s: nothing will arrive on them", refused)
             return
         logger.info("subscribed to %s", self._topics)
+        self._unsubscribe = []
+        if self._on_subscribed is not None:
+            try:
+                self._on_subscribed(list(self._topics))
+            except Exception:  # recording it is bookkeeping: consuming goes on
+                logger.exception("could not record this worker's subscriptions")
         self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -50,12 +51,12 @@ class StepResult:
 
 @dataclass(slots=True)
 class _Columns:
-    """Accepted readings of the messages being processed, as growing lists."""
+    """Accepted readings of the messages being processed: one array per message and column."""
 
-    idx: list[int] = field(default_factory=list)
-    ts: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    quality: list[int] = field(default_factory=list)
+    idx: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    ts: list[npt.NDArray[np.int64]] = field(default_factory=list)
+    values: list[npt.NDArray[np.float64]] = field(default_factory=list)
+    quality: list[npt.NDArray[np.int16]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +143,11 @@ class Pipeline:
             letters.extend(self._accept(conn, index, message, columns))
         deadletters.store(conn, letters)
         result.dead_letters = len(letters)
-        if columns.idx:
-            idx = np.array(columns.idx, dtype=np.int64)
-            ts = np.array(columns.ts, dtype=np.int64)
-            values = np.array(columns.values, dtype=np.float64)
-            quality = np.array(columns.quality, dtype=np.int16)
+        idx = np.concatenate(columns.idx) if columns.idx else np.zeros(0, np.int64)
+        if idx.size:
+            ts = np.concatenate(columns.ts)
+            values = np.concatenate(columns.values)
+            quality = np.concatenate(columns.quality)
             tag_ids = index.config.tag_id[idx]
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
@@ -182,24 +183,32 @@ class Pipeline:
         now = self._clock.now_ms()
         oldest = now - int(self._limits.max_age_days * DAY_MS)
         newest = now + int(self._limits.max_future_s * 1000)
+        n = len(batch)
+        codes = index.by_enterprise.get(enterprise, {})
+        idx = np.fromiter((codes.get(code, -1) for code in batch.tags), np.int64, n)
+        ts = np.array(batch.ts_ms, dtype=np.int64)
+        values = np.fromiter((np.nan if v is None else v for v in batch.values), np.float64, n)
+        quality = np.array(batch.quality, dtype=np.int16)
+        # the first reason that applies, in this order, rejects a reading
+        left = np.ones(n, bool)
         rejected: dict[str, list[int]] = {}
-        for i, (code, ts, value, quality) in enumerate(
-            zip(batch.tags, batch.ts_ms, batch.values, batch.quality, strict=True)
+        valued = (quality >= 0) & (quality <= max(VALUED_QUALITIES))
+        for reason, bad in (
+            (None, idx < 0),
+            ("timestamp in the future (gateway clock skew)", ts > newest),
+            ("timestamp older than raw retention", ts < oldest),
+            ("value is not a finite number", valued & ~np.isfinite(values)),
         ):
-            engine_index = index.by_code.get((enterprise, code))
-            if engine_index is None:
-                rejected.setdefault(f"unknown tag {enterprise}/{code}", []).append(i)
-            elif ts > newest:
-                rejected.setdefault("timestamp in the future (gateway clock skew)", []).append(i)
-            elif ts < oldest:
-                rejected.setdefault("timestamp older than raw retention", []).append(i)
-            elif quality in VALUED_QUALITIES and not wire.is_finite(value):
-                rejected.setdefault("value is not a finite number", []).append(i)
-            else:
-                columns.idx.append(engine_index)
-                columns.ts.append(ts)
-                columns.values.append(value if value is not None else float("nan"))
-                columns.quality.append(quality)
+            hit = left & bad
+            if hit.any():
+                left &= ~hit
+                for i in np.flatnonzero(hit).tolist():
+                    key = reason or f"unknown tag {enterprise}/{batch.tags[i]}"
+                    rejected.setdefault(key, []).append(i)
+        columns.idx.append(idx[left])
+        columns.ts.append(ts[left])
+        columns.values.append(values[left])
+        columns.quality.append(quality[left])
         letters = []
         for reason, rows in rejected.items():
             payload = deadletters.readings_payload(

@@ -49,16 +49,37 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
         target=run_maintenance, args=(database_url, retention, stop), name="storage-maintenance", daemon=True
     )
     maintenance.start()
-    suffix = "-".join(enterprises) if enterprises else "all"
     consumer = Consumer(
         Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days)),
         parse_mqtt_url(mqtt_url),
-        client_id=f"hw-ingest-{worker_id}-{suffix}"[:120],
+        client_id=worker_client_id(worker_id),
         topics=subscriptions(enterprises),
+        unsubscribe=previous_topics(database_url, worker_id),
+        on_subscribed=lambda topics: record_topics(database_url, worker_id, topics),
     )
     consumer.run(stop)
     maintenance.join(timeout=10)
     logger.info("ingest stopped after %d messages", consumer.processed)
+
+
+def worker_client_id(worker_id: str) -> str:
+    """One persistent MQTT session per worker id, whatever enterprises the worker owns."""
+    return f"hw-ingest-{worker_id}"[:120]
+
+
+def previous_topics(database_url: str, worker_id: str) -> list[str]:
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT topics FROM ingest_workers WHERE worker_id = %s", (worker_id,)).fetchone()
+    return [str(t) for t in row[0]] if row is not None and isinstance(row[0], list) else []
+
+
+def record_topics(database_url: str, worker_id: str, topics: list[str]) -> None:
+    with connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO ingest_workers (worker_id, topics) VALUES (%s, %s) ON CONFLICT (worker_id)"
+            " DO UPDATE SET topics = EXCLUDED.topics, subscribed_at = now()",
+            (worker_id, topics),
+        )
 
 
 MAINTENANCE_INTERVAL_S = 3600.0

@@ -24,6 +24,13 @@ def _float(value: object) -> float:
     return float(value) if isinstance(value, int | float) else float("nan")
 
 
+def _per_enterprise(by_code: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    grouped: dict[str, dict[str, int]] = {}
+    for (enterprise, code), i in by_code.items():
+        grouped.setdefault(enterprise, {})[code] = i
+    return grouped
+
+
 def _ms(rows: list[tuple[object, ...]], column: int) -> np.ndarray:
     """A column of seconds as whole milliseconds."""
     return np.array([round(_float(r[column]) * 1000) for r in rows], dtype=np.int64)
@@ -34,6 +41,7 @@ class TagIndex:
     """Engine index by (enterprise code, tag code); gateway ids by (enterprise, gateway code)."""
 
     by_code: dict[tuple[str, str], int]
+    by_enterprise: dict[str, dict[str, int]]  # the same, per enterprise: tag code → engine index
     gateways: dict[tuple[str, str], int]
     config: TagConfig
     version: str
@@ -67,6 +75,7 @@ class TagIndex:
         )
         return cls(
             by_code=by_code,
+            by_enterprise=_per_enterprise(by_code),
             gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
             config=config,
             version=str(version_row),

@@ -512,3 +512,26 @@ def test_two_workers_split_the_enterprises_without_overlap(
     assert scalar(database_url, "SELECT count(*) FROM readings") == 2 * (rounds + 1) * PER_BATCH
     assert scalar(database_url, "SELECT sum(seq_gaps)::int FROM gateways") == 0
     assert scalar(database_url, "SELECT count(*) FROM dead_letters") == 0
+
+
+def test_a_worker_restarted_without_an_enterprise_stops_taking_it(
+    workers: Stack, database_url: str, sample_plant: Plant, broker_port: int
+) -> None:
+    """One session per worker id: the enterprises it gave up are unsubscribed, not left collecting."""
+    prepare_database(database_url, sample_plant)
+    t0 = int(time.time() * 1000) - 600_000
+    topics = {e: wire.readings_topic(e, "gw01") for e in (HANGZHOU, NINGBO)}
+    start_worker(workers, "both", f"{HANGZHOU},{NINGBO}", "1")
+    assert stop_worker(workers, "both") == 0
+    start_worker(workers, "hangzhou-only", HANGZHOU, "1")  # the same worker, one enterprise fewer
+    assert "no longer this worker's" in workers.log("hangzhou-only")
+    with publisher(broker_port) as pub:
+        pub.send([(topics[e], batch(e, 1, t0)) for e in (NINGBO, HANGZHOU)])
+        until(lambda: readings_of(database_url, HANGZHOU) == PER_BATCH, "Hangzhou's batch")
+        time.sleep(1)  # anything of Ningbo's would have arrived by now
+    assert stop_worker(workers, "hangzhou-only") == 1
+    assert readings_of(database_url, NINGBO) == 0
+    recorded = scalar(
+        database_url, "SELECT array_length(topics, 1) FROM ingest_workers WHERE worker_id = '1'"
+    )
+    assert recorded == 3  # readings, status and health of Hangzhou only
