@@ -107,9 +107,9 @@ class Consumer:
         next_tick = time.monotonic()
         try:
             while not stop.is_set():
-                if time.monotonic() >= next_tick and self.connected.is_set():
+                if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + CLOCK_TICK_S
-                    self._client.publish(wire.CLOCK_TOPIC, wire.clock_payload(), qos=0)
+                    self._tick()
                 group = self._take()
                 if group:
                     self._handle(group, stop)
@@ -118,6 +118,17 @@ class Consumer:
             self._client.disconnect()
             self._client.loop_stop()
             self._pipeline.close()
+
+    def _tick(self) -> None:
+        """Every few seconds: the platform's clock to the agents, and the rules' clock (STALE)."""
+        if self.connected.is_set():
+            self._client.publish(wire.CLOCK_TOPIC, wire.clock_payload(), qos=0)
+        if not self.subscribed.is_set():
+            return  # nothing has been heard yet: silence means nothing
+        try:
+            self._pipeline.tick()
+        except psycopg.OperationalError as err:
+            logger.debug("rules clock tick skipped, database unavailable: %s", err)
 
     def _take(self) -> list[Message]:
         try:

@@ -118,6 +118,21 @@ class Pipeline:
             self._conn = None
 
     # -- one step -----------------------------------------------------------------------
+    def tick(self) -> int:
+        """The clock's turn for conditions that silence raises (STALE); journal rows written."""
+        conn = self._connection()
+        self._load_index(conn)
+        assert self._engine is not None  # noqa: S101 - loaded above
+        saved = self._engine.state.copy()
+        try:
+            with conn.transaction():
+                return apply_transitions(conn, self._engine.tick(self._clock.now_ms()))
+        except BaseException:
+            self._engine.state = saved
+            if conn.closed or conn.broken:
+                self._conn = None
+            raise
+
     def process(self, messages: list[Message]) -> StepResult:
         conn = self._connection()
         self._load_index(conn)

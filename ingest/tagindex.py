@@ -14,7 +14,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _QUERY = """
 SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
        t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s, t.roc_limit, t.roc_period_s,
-       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s
+       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
 ORDER BY t.id
 """
@@ -72,6 +72,7 @@ class TagIndex:
             frozen_eps=np.array([_float(r[19]) for r in rows], dtype=np.float64),
             predict_window_ms=_ms(rows, 20),
             predict_response_ms=_ms(rows, 21),
+            stale_ms=_ms(rows, 22),
         )
         return cls(
             by_code=by_code,

@@ -56,14 +56,13 @@ class TagConfig:
     frozen_eps: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     frozen_window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))  # 0: off
     predict_window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
-    predict_response_ms: npt.NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(0, np.int64)
-    )  # 0: off
+    predict_response_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    stale_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))  # 0: no STALE
 
     def __post_init__(self) -> None:
         n = self.tag_id.size
         for name in ("on_delay_ms", "off_delay_ms", "roc_period_ms", "frozen_window_ms", "predict_window_ms",
-                     "predict_response_ms"):  # fmt: skip
+                     "predict_response_ms", "stale_ms"):  # fmt: skip
             if getattr(self, name).size != n:  # not given: off
                 object.__setattr__(self, name, np.zeros(n, np.int64))
         for name, fill in (("roc_limit", np.nan), ("frozen_eps", 0.0)):
@@ -104,10 +103,12 @@ class EngineState:
     predict: npt.NDArray[np.int8]
     last_value: npt.NDArray[np.float64]  # the latest valid value…
     last_move: npt.NDArray[np.int64]  # …and when the value last moved (frozen detection)
+    stale: npt.NDArray[np.int8]
+    watched_from: npt.NDArray[np.int64]  # the clock tick from which silence counts (LONG_AGO: not yet)
     history: History  # valid readings inside each tag's window
 
     _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "low_raw", "low_since", "roc",
-               "frozen", "predict", "last_value", "last_move")  # fmt: skip
+               "frozen", "predict", "last_value", "last_move", "stale", "watched_from")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> EngineState:
@@ -125,6 +126,8 @@ class EngineState:
             predict=np.zeros(n, np.int8),
             last_value=np.full(n, np.nan),
             last_move=np.full(n, LONG_AGO, np.int64),
+            stale=np.zeros(n, np.int8),
+            watched_from=np.full(n, LONG_AGO, np.int64),
             history=History.empty(),
         )
 
@@ -163,7 +166,27 @@ class RuleEngine:
             st.low[i] = st.low_raw[i] = level
             st.low_since[i] = LONG_AGO
         else:
-            st.fault[i] = level
+            levels = {Condition.FAULT: st.fault, Condition.ROC: st.roc, Condition.FROZEN: st.frozen,
+                      Condition.PREDICT: st.predict, Condition.STALE: st.stale}  # fmt: skip
+            levels[condition][i] = level
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """The clock's turn: STALE for in-service tags silent for longer than their ``stale_ms``.
+
+        Silence counts from a tag's last reading, or from the first tick for a tag not heard from
+        since the engine started (a restart gives every tag its full period). A reading clears it.
+        """
+        cfg, st = self.config, self.state
+        watched = cfg.in_service & (cfg.stale_ms > 0)
+        st.watched_from[watched & (st.watched_from == LONG_AGO)] = now_ms
+        heard = np.maximum(st.last_ts, st.watched_from)
+        silent = np.flatnonzero(watched & (st.stale == 0) & (now_ms - heard > cfg.stale_ms))
+        if silent.size == 0:
+            return []
+        st.stale[silent] = 1
+        return [
+            Transition(int(cfg.tag_id[i]), Condition.STALE, 1, now_ms, None, None) for i in silent.tolist()
+        ]
 
     def evaluate(
         self,
@@ -216,6 +239,13 @@ class RuleEngine:
         st.low_since[idx[last]] = low_since[last]
         st.fault[idx[last]] = fault[last]
         st.last_ts[idx[last]] = ts[last]
+        first = starts == np.arange(idx.size)
+        heard_again = first & (st.stale[idx] == 1)  # the first reading of a silent tag ends its silence
+        transitions += [
+            Transition(int(cfg.tag_id[i]), Condition.STALE, 0, int(t), None, None)
+            for i, t in zip(idx[heard_again].tolist(), ts[heard_again].tolist(), strict=True)
+        ]
+        st.stale[idx[heard_again]] = 0
         transitions.sort(key=lambda t: t.ts_ms)
         return transitions
 

@@ -13,6 +13,7 @@ class Condition(StrEnum):
     ROC = "ROC"  # level 1 = moved by at least the rate-of-change limit within its period
     FROZEN = "FROZEN"  # level 1 = the value has not moved for the frozen window
     PREDICT = "PREDICT"  # level 1 = the trend reaches the next limit within the response time (预警)
+    STALE = "STALE"  # level 1 = no reading for longer than the tag's stale period (offline)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,20 @@ class Reference:
     history: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # valid (ts, value)
     last_value: dict[int, float] = field(default_factory=dict)
     last_move: dict[int, int] = field(default_factory=dict)
+    stale: dict[int, int] = field(default_factory=dict)
+    watched_from: dict[int, int] = field(default_factory=dict)
+
+    def tick(self, now: int) -> list[tuple[int, str, int, int]]:
+        cfg, out = self.cfg, []
+        for i in range(cfg.size):
+            if not cfg.in_service[i] or cfg.stale_ms[i] <= 0:
+                continue
+            self.watched_from.setdefault(i, now)
+            heard = max(self.last.get(i, LONG_AGO), self.watched_from[i])
+            if not self.stale.get(i) and now - heard > cfg.stale_ms[i]:
+                self.stale[i] = 1
+                out.append((int(cfg.tag_id[i]), "STALE", 1, now))
+        return out
 
     def _windows(self, i: int, ts: int, value: float) -> list[tuple[int, str, int, int]]:
         cfg = self.cfg
@@ -115,6 +129,10 @@ class Reference:
         if not cfg.in_service[i] or ts <= self.last.get(i, -(2**62)):
             return []
         self.last[i] = ts
+        heard_again = []
+        if self.stale.get(i):
+            self.stale[i] = 0
+            heard_again.append((int(cfg.tag_id[i]), "STALE", 0, ts))
         lo, hi = float(cfg.range_low[i]), float(cfg.range_high[i])
         span = hi - lo
         valid = (
@@ -146,4 +164,4 @@ class Reference:
         if fault != self.fault.get(i, 0):
             out.append((tag_id, "FAULT", fault, ts))
         self.fault[i] = fault
-        return out
+        return heard_again + out

@@ -186,3 +186,31 @@ def test_gateway_health_is_kept_and_bad_health_dead_lettered(pipeline: Pipeline,
     pipeline.process([Message(topic, b"[1, 2]"), Message(wire.health_topic("NOPE", "gw01"), b"{}")])
     reasons = sorted(str(r[0]) for r in query(database_url, "SELECT reason FROM dead_letters"))
     assert reasons == ["health of unknown gateway NOPE/gw01", "health payload must be a JSON object"]
+
+
+def test_silent_modbus_tags_go_stale_on_the_clock(database_url: str, sample_plant: Plant) -> None:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        sync_ledger(conn, sample_plant)
+    clock = FakeClock(int(time.time() * 1000))
+    p = Pipeline(database_url, clock=clock)
+    try:
+        assert p.tick() == 0  # watching starts: every tag gets its full period (3 polls, ≥ 10 s)
+        clock.advance(5)
+        p.process([batch_message(1, [("LT101", clock.now_ms(), 50.0, Quality.GOOD)])])
+        clock.advance(6)  # 11 s after the start: every Modbus tag but LT101 is silent
+        raised = p.tick()
+        clock.advance(5)
+        p.process([batch_message(2, [("PT101", clock.now_ms(), 1.0, Quality.GOOD)])])  # PT101 is back
+        clock.advance(10)
+        p.tick()  # LT101 silent for 16 s now
+    finally:
+        p.close()
+    rows = query(database_url, "SELECT t.code, a.state FROM alarms a JOIN tags t ON t.id = a.tag_id"
+                               " WHERE a.condition = 'STALE'")  # fmt: skip
+    stale = {str(code): str(state) for code, state in rows}
+    modbus = {tag.code for e, _, _, tag in sample_plant.iter_tags() if tag.modbus is not None}
+    assert raised == len(modbus) - 1
+    assert set(stale) == modbus  # OPC-UA tags report by exception: not watched by default
+    assert stale["PT101"] == "RTN_UNACK"  # a reading ended its silence
+    assert stale["LT101"] == "UNACK"

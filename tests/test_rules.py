@@ -38,10 +38,15 @@ def config(in_service: list[bool] | None = None, delays: list[tuple[int, int]] |
     )  # fmt: skip
 
 
-def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, float, int]]]) -> None:
-    """Batch by batch, the engine's transitions are the reference's, reading by reading."""
+def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, float, int]]],
+                         ticks: list[int] | None = None) -> None:  # fmt: skip
+    """Batch by batch, the engine's transitions are the reference's, reading by reading; after each
+    batch the clock ticks (at the given times) when ``ticks`` are given."""
     engine, ref = RuleEngine(cfg), Reference(cfg)
-    for batch in batches:
+    for n, batch in enumerate(batches):
+        if ticks is not None and n < len(ticks):
+            got_tick = engine.tick(ticks[n])
+            assert [(t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got_tick] == ref.tick(ticks[n])
         expected = []
         for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
             expected += ref.step(i, ts, value, q)
@@ -134,6 +139,23 @@ integer_reading = st.tuples(
 @given(st.lists(st.lists(integer_reading, max_size=40), max_size=6))
 def test_window_conditions_match_reference(batches: list[list[tuple[int, int, float, int]]]) -> None:
     agree_with_reference(window_config(), batches)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(reading, max_size=20), max_size=6), st.lists(st.integers(0, 60), max_size=6))
+def test_stale_matches_reference(batches: list[list[tuple[int, int, float, int]]], ticks: list[int]) -> None:
+    cfg = replace(config(in_service=[True, True, False]), stale_ms=np.array([5, 0, 5], dtype=np.int64))
+    agree_with_reference(cfg, batches, sorted(ticks))
+
+
+def test_a_silent_tag_goes_stale_on_the_clock_and_comes_back_with_a_reading() -> None:
+    engine = RuleEngine(replace(config(), stale_ms=np.array([10_000, 0, 0], dtype=np.int64)))
+    assert engine.tick(1_000) == []  # watching starts: a full period from now
+    assert engine.tick(11_000) == []
+    assert [(t.condition.value, t.level, t.ts_ms) for t in engine.tick(11_001)] == [("STALE", 1, 11_001)]
+    assert engine.tick(60_000) == []  # raised once
+    got = engine.evaluate(np.array([0]), np.array([59_000]), np.array([50.0]), np.array([3], np.int16))
+    assert [(t.condition.value, t.level) for t in got if t.condition.value == "STALE"] == [("STALE", 0)]
 
 
 def _run(engine: RuleEngine, tag: int, points: list[tuple[int, float]]) -> list[tuple[str, int, int]]:

@@ -199,6 +199,9 @@ class Tag(_Model):
     roc: RateOfChange | None = Field(None, description="rate-of-change alarm")
     frozen: FrozenValue | None = Field(None, description="frozen-value alarm")
     predict: Prediction | None = Field(None, description="predictive warning (预警)")
+    stale_after_s: float | None = Field(
+        None, gt=0, le=86_400, description="silence that makes the tag stale (default: 3 polls for Modbus)"
+    )
     out_of_service: OutOfService | None = Field(None, description="set while out of service")
     modbus: ModbusPoint | None = None
     opcua: OpcUaPoint | None = None
@@ -245,6 +248,17 @@ class Tag(_Model):
             self.on_delay_s if self.on_delay_s is not None else default,
             self.off_delay_s if self.off_delay_s is not None else default,
         )
+
+    def effective_stale_after_s(self, poll_interval_s: float) -> float:
+        """Silence after which the tag is stale (0: not watched).
+
+        Polled tags (Modbus) report every poll, so three missed polls (at least 10 s) mean a dead
+        link. Tags reported by exception (OPC-UA subscriptions) may rightly stay silent while their
+        value holds: they are watched only when ``stale_after_s`` is set.
+        """
+        if self.stale_after_s is not None:
+            return self.stale_after_s
+        return max(3 * poll_interval_s, 10.0) if self.modbus is not None else 0.0
 
     @property
     def effective_limits(self) -> Limits:
