@@ -64,6 +64,22 @@ def test_timescale_backend_uses_a_compressed_hypertable(database_url: str) -> No
             "SELECT proc_name FROM timescaledb_information.jobs WHERE hypertable_name = 'readings'"
         ).fetchall()
         assert {"policy_compression", "policy_retention"} <= {str(j[0]) for j in jobs}
+        caggs = conn.execute(
+            "SELECT view_name FROM timescaledb_information.continuous_aggregates ORDER BY view_name"
+        ).fetchall()
+        assert caggs == [("readings_1h",), ("readings_1m",)]
+        refresh = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_refresh_continuous_aggregate'"
+        ).fetchone()
+        assert refresh == (2,)
+        done = maintain(conn, Retention(raw_days=45, minute_days=400, hour_days=3650))
+        assert "retention policy on readings: 45 days" in done
+        retention = conn.execute(
+            "SELECT config->>'drop_after' FROM timescaledb_information.jobs"
+            " WHERE proc_name = 'policy_retention' AND hypertable_name = 'readings'"
+        ).fetchone()
+        assert retention == ("45 days",)
 
 
 Row = tuple[datetime, int, float | None, int]

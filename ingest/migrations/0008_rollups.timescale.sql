@@ -5,13 +5,13 @@
 -- Same columns as the plain path's views: tag_id, bucket, min, max, avg, last, count.
 CREATE MATERIALIZED VIEW readings_1m WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT tag_id, time_bucket(INTERVAL '1 minute', ts) AS bucket, min(value) AS min, max(value) AS max,
-       avg(value) AS avg, last(value, ts) AS last, count(*) AS count
+       avg(value) AS avg, last(value, ts) FILTER (WHERE value IS NOT NULL) AS last, count(*) AS count
 FROM readings GROUP BY tag_id, time_bucket(INTERVAL '1 minute', ts)
 WITH NO DATA;
 
 CREATE MATERIALIZED VIEW readings_1h WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT tag_id, time_bucket(INTERVAL '1 hour', ts) AS bucket, min(value) AS min, max(value) AS max,
-       avg(value) AS avg, last(value, ts) AS last, count(*) AS count
+       avg(value) AS avg, last(value, ts) FILTER (WHERE value IS NOT NULL) AS last, count(*) AS count
 FROM readings GROUP BY tag_id, time_bucket(INTERVAL '1 hour', ts)
 WITH NO DATA;
 
