@@ -442,7 +442,7 @@ async def test_opcua_subscription_quality_and_reconnect(listener: Listener, mqtt
             assert latest["PT"] == (1.5, Quality.GOOD, int(SOURCE_TIME.timestamp() * 1000))  # source time
             assert latest["CNT"][:2] == (7.0, Quality.GOOD)
             assert latest["UNC"][:2] == (2.0, Quality.UNCERTAIN)
-            assert latest["FAIL"][:2] == (None, Quality.BAD)
+            assert latest["FAIL"][:2] == (None, Quality.INSTRUMENT_FAULT)  # BadSensorFailure
             assert latest["MISSING"][:2] == (None, Quality.BAD)  # a bad node stalls no other
 
             await server.write("ns=2;s=T.PT", 2.25, StatusCodes.Good)

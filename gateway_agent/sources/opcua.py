@@ -1,27 +1,29 @@
-"""OPC-UA through asyncua: one subscription per device, source timestamps kept.
+"""OPC-UA through asyncua: one supervised session per device, source timestamps kept.
 
-A supervisor loop owns the connection: connect, subscribe every node (a node that cannot be
-subscribed is reported BAD and does not stop the others), then probe the server every second.
-On loss every tag is reported BAD_COMM once, and the loop reconnects with capped backoff,
-rebuilding the subscription (which delivers the current values again).
+The supervisor owns the connection: resolve the device's secrets, connect (Basic256Sha256 and a
+user when configured), open a :class:`~gateway_agent.sources.opcua_session.Session` (monitored
+items per tag, pollers for the rest, current values read), then watch it: a probe every second,
+the subscription's keep-alive, the pollers. On loss every tag is reported BAD_COMM once and the
+loop reconnects with capped backoff, rebuilding the subscription and reading the values again.
+A configuration the device cannot run with (an unset password variable, a missing certificate)
+is logged as an error for that device alone; its tags read BAD_COMM, the agent runs on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import time
-from datetime import UTC, datetime
-from typing import Any
+import os
+from collections.abc import Mapping
 
 from asyncua import ua
 from asyncua.client.client import Client
-from asyncua.common.node import Node
-from asyncua.common.subscription import Subscription
-from asyncua.ua.uaerrors import UaError, UaStatusCodeError
+from asyncua.ua.uaerrors import UaError
 
 from gateway_agent.sources.base import CommState, Emit
+from gateway_agent.sources.opcua_security import OpcUaConfigError, credentials, describe, secure
+from gateway_agent.sources.opcua_session import Point, Reporter, Session, bad_now
+from gateway_agent.sources.opcua_values import now_ms
 from hazardwatch.ledger.models import OpcUaDevice, Tag
 from hazardwatch.quality import Quality
 
@@ -29,146 +31,109 @@ logger = logging.getLogger(__name__)
 
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
-PROBE_INTERVAL_S = 1.0
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _quality(status: ua.StatusCode | None) -> Quality:
-    if status is None or status.is_good():
-        return Quality.GOOD
-    if status.is_uncertain():
-        return Quality.UNCERTAIN
-    return Quality.BAD
-
-
-def reading_of(val: Any, status: ua.StatusCode | None) -> tuple[float | None, Quality]:
-    """Value and quality of a data change: a value that is not a finite number is BAD."""
-    quality = _quality(status)
-    if not quality.has_value:
-        return None, quality
-    if isinstance(val, bool):
-        return float(val), quality
-    if isinstance(val, int | float) and math.isfinite(val):
-        return float(val), quality
-    return None, Quality.BAD
-
-
-def _ms(moment: datetime | None) -> int | None:
-    """UTC milliseconds of an OPC-UA time; None when absent or at/before the Unix epoch (unset)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    ms = int(moment.timestamp() * 1000)
-    return ms if ms > 0 else None
-
-
-class _Handler:
-    """asyncua calls this on its own task for every data change."""
-
-    def __init__(self, emit: Emit, tags_by_node: dict[str, Tag]) -> None:
-        self._emit = emit
-        self._tags = tags_by_node
-
-    def datachange_notification(self, node: Node, val: Any, data: Any) -> None:
-        tag = self._tags.get(node.nodeid.to_string())
-        if tag is None:
-            return
-        value: ua.DataValue = data.monitored_item.Value
-        ts = _ms(value.SourceTimestamp) or _ms(value.ServerTimestamp) or _now_ms()
-        number, quality = reading_of(val, value.StatusCode)
-        self._emit(tag.code, ts, number, quality)
-
-    def status_change_notification(self, status: Any) -> None:
-        logger.debug("subscription status change: %s", status)
 
 
 class OpcUaSource:
-    def __init__(self, device: OpcUaDevice, tags: list[Tag]) -> None:
+    def __init__(
+        self, device: OpcUaDevice, tags: list[Tag], environ: Mapping[str, str] | None = None
+    ) -> None:
         self.device_id = device.id
         self._device = device
         self._tags = tags
+        self._environ = os.environ if environ is None else environ
         self._state = CommState.CONNECTING
+        self._points, self._unparsable = _points(device, tags)
+        self._refused: set[str] = set()  # tags whose refusal was logged; logged again only after a success
 
     @property
     def state(self) -> CommState:
         return self._state
 
     async def run(self, emit: Emit, stop: asyncio.Event) -> None:
-        """The supervisor: connect, subscribe, watch; on loss BAD_COMM once and reconnect."""
+        """The supervisor: connect, open the session, watch; on loss BAD_COMM once and reconnect."""
+        reporter = Reporter(emit)
         backoff = MIN_BACKOFF_S
         while not stop.is_set():
-            client = Client(self._device.endpoint, timeout=self._device.timeout_s)
             try:
-                await client.connect()
-                subscription: Subscription | None = None
-                try:
-                    subscription = await self._subscribe(client, emit)
-                    self._up()
-                    backoff = MIN_BACKOFF_S
-                    await self._watch(client, stop)
-                finally:
-                    await _disconnect(client, subscription)
+                await self._session(reporter, stop)
+                backoff = MIN_BACKOFF_S
+            except OpcUaConfigError as err:
+                self._down(reporter, str(err), level=logging.ERROR)
+                backoff = MAX_BACKOFF_S  # the configuration does not change by itself soon
             except (OSError, TimeoutError, UaError, ConnectionError) as err:
-                self._down(emit, f"{type(err).__name__}: {err}")
+                self._down(reporter, describe(err, self._device))
             except Exception:  # the supervisor loop: a bug must not silence the device
                 logger.exception("opcua device %s: supervisor failed", self.device_id)
-                self._down(emit, "internal error")
+                self._down(reporter, "internal error")
             if not stop.is_set():
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    async def _subscribe(self, client: Client, emit: Emit) -> Subscription:
-        tags_by_node: dict[str, Tag] = {}
-        handler = _Handler(emit, tags_by_node)
-        subscription = await client.create_subscription(self._device.publishing_interval_ms, handler)
-        for tag in self._tags:
-            assert tag.opcua is not None  # noqa: S101 - only opcua tags reach this source
-            try:
-                node = client.get_node(tag.opcua.node)
-                tags_by_node[node.nodeid.to_string()] = tag
-                await subscription.subscribe_data_change(
-                    node, sampling_interval=ua.Double(tag.opcua.sampling_interval_ms)
-                )
-            except (UaStatusCodeError, ValueError) as err:
-                # one bad node id must not stall the others: report it and go on
-                logger.warning(
-                    "opcua %s: cannot subscribe %s (%s): %s", self.device_id, tag.code, tag.opcua.node, err
-                )
-                emit(tag.code, _now_ms(), None, Quality.BAD)
-        return subscription
+    async def _session(self, reporter: Reporter, stop: asyncio.Event) -> None:
+        """One connection, from connect to loss (raised) or stop (returned)."""
+        creds = credentials(self._device, self._environ)
+        client = Client(self._device.endpoint, timeout=self._device.timeout_s)
+        await secure(client, self._device, creds)
+        await client.connect()
+        session = Session(client, self._device, self._points, reporter, self._on_refused)
+        try:
+            await session.open()
+            for tag in self._unparsable:
+                bad_now(reporter, tag)
+            for point in session.subscribed:
+                self._refused.discard(point.tag.code)
+            self._up()
+            await session.watch(stop)
+        finally:
+            await _close(client, session)
 
-    async def _watch(self, client: Client, stop: asyncio.Event) -> None:
-        """Probe the server until stop or loss (the probe raises on loss)."""
-        while not stop.is_set():
-            await _wait(stop, PROBE_INTERVAL_S)
-            if stop.is_set():
-                return
-            await asyncio.wait_for(client.nodes.server_state.read_value(), timeout=self._device.timeout_s)
+    def _on_refused(self, point: Point, reason: str, period_s: float) -> None:
+        if point.tag.code in self._refused:
+            return
+        self._refused.add(point.tag.code)
+        logger.warning(
+            "opcua device %s: no monitored item for %s (%s): %s; polling it every %g s instead",
+            self.device_id, point.tag.code, point.config.node, reason, period_s,
+        )  # fmt: skip
 
     def _up(self) -> None:
         if self._state == CommState.DOWN:
             logger.info("opcua device %s recovered", self.device_id)
         self._state = CommState.UP
 
-    def _down(self, emit: Emit, why: str) -> None:
+    def _down(self, reporter: Reporter, why: str, level: int = logging.WARNING) -> None:
         if self._state == CommState.DOWN:
             return
-        logger.warning("opcua device %s (%s) down: %s", self.device_id, self._device.endpoint, why)
+        logger.log(level, "opcua device %s (%s) down: %s", self.device_id, self._device.endpoint, why)
         self._state = CommState.DOWN
-        now = _now_ms()
+        now = now_ms()
         for tag in self._tags:
-            emit(tag.code, now, None, Quality.BAD_COMM)
+            reporter.emit(tag.code, now, None, Quality.BAD_COMM)
 
 
-async def _disconnect(client: Client, subscription: Subscription | None) -> None:
-    """Delete the subscription first, so no publish request is pending when the session closes."""
+def _points(device: OpcUaDevice, tags: list[Tag]) -> tuple[list[Point], list[Tag]]:
+    """The tags with their parsed node ids, and the tags whose node id asyncua cannot parse."""
+    points: list[Point] = []
+    unparsable: list[Tag] = []
+    for tag in tags:
+        assert tag.opcua is not None  # noqa: S101 - only opcua tags reach this source
+        try:
+            points.append(Point(tag, tag.opcua, ua.NodeId.from_string(tag.opcua.node)))
+        except (UaError, ValueError) as err:
+            logger.warning(
+                "opcua device %s: %s has a node id that cannot be read (%s)", device.id, tag.code, err
+            )
+            unparsable.append(tag)
+    return points, unparsable
+
+
+async def _close(client: Client, session: Session) -> None:
+    """Close the session's items first, so no publish request is pending when the client goes."""
     try:
-        if subscription is not None:
-            await asyncio.wait_for(subscription.delete(), timeout=2)
+        await session.close()
+    except (OSError, TimeoutError, UaError, ConnectionError, RuntimeError):
+        logger.debug("closing the session on a lost server failed", exc_info=True)
+    try:
         await asyncio.wait_for(client.disconnect(), timeout=2)
     except (OSError, TimeoutError, UaError, ConnectionError, RuntimeError):
         logger.debug("disconnect from a lost server failed", exc_info=True)

@@ -144,10 +144,24 @@ class ModbusPoint(_Model):
         return range(self.address, self.address + self.datatype.registers)
 
 
+MIN_POLL_MS = 50  # the fastest an OPC-UA node is polled
+
+
 class OpcUaPoint(_Model):
     device: Code = Field(description="id of an opcua device of the enterprise's gateways")
     node: str = Field(min_length=3, max_length=512, description="node id, e.g. ns=2;s=T201.LT")
-    sampling_interval_ms: int = Field(500, ge=0, le=3_600_000, description="server sampling interval")
+    mode: Literal["subscribe", "poll"] = Field(
+        "subscribe", description="subscribe: a monitored item; poll: a Read every sampling interval"
+    )
+    sampling_interval_ms: int = Field(
+        500, ge=0, le=3_600_000, description="server sampling interval; the period when polled"
+    )
+    queue_size: int = Field(10, ge=1, le=10_000, description="values the server queues between publishes")
+    deadband: float = Field(
+        0.0,
+        ge=0,
+        description="absolute deadband of the data-change filter (node units); 0 reports every change",
+    )
 
     @field_validator("node")
     @classmethod
@@ -155,6 +169,12 @@ class OpcUaPoint(_Model):
         if not re.match(r"^(ns=\d+;)?[isgb]=.+$", node):
             raise ValueError("node must look like ns=<n>;s=<name> (or i=, g=, b=)")
         return node
+
+    @model_validator(mode="after")
+    def _pollable(self) -> Self:
+        if self.mode == "poll" and self.sampling_interval_ms < MIN_POLL_MS:
+            raise ValueError(f"a polled node needs sampling_interval_ms of at least {MIN_POLL_MS}")
+        return self
 
 
 class RateOfChange(_Model):
@@ -357,6 +377,26 @@ class ModbusDevice(_Model):
     timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
 
 
+EnvName = Annotated[str, Field(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class OpcUaSecurity(_Model):
+    """Message security of an OPC-UA connection: the files are paths on the gateway, never contents."""
+
+    policy: Literal["Basic256Sha256"] = Field("Basic256Sha256", description="security policy")
+    mode: Literal["Sign", "SignAndEncrypt"] = Field("SignAndEncrypt", description="message security mode")
+    certificate: str = Field(min_length=1, description="client certificate file (DER or PEM)")
+    private_key: str = Field(
+        min_length=1, description="the client certificate's private key file (PEM or DER)"
+    )
+    private_key_password_env: EnvName | None = Field(
+        None, description="environment variable holding the private key's password, if it has one"
+    )
+    server_certificate: str = Field(
+        min_length=1, description="the server's certificate to trust (DER or PEM)"
+    )
+
+
 class OpcUaDevice(_Model):
     protocol: Literal["opcua"]
     id: Code
@@ -364,6 +404,22 @@ class OpcUaDevice(_Model):
     publishing_interval_ms: int = Field(500, ge=10, le=3_600_000)
     poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="expected reading period")
     timeout_s: float = Field(4.0, gt=0, le=60, description="request timeout")
+    keepalive_s: float = Field(
+        5.0, ge=0.1, le=600, description="the subscription reports at least this often; 3× silence is a loss"
+    )
+    security: OpcUaSecurity | None = Field(None, description="message security; none when absent")
+    username: str | None = Field(None, min_length=1, max_length=256, description="user name for the session")
+    password_env: EnvName | None = Field(None, description="environment variable holding the user's password")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError(
+                "give username and password_env together (the password comes from the environment)"
+            )
+        if self.username is not None and self.security is None:
+            raise ValueError("a password is only sent over a secured connection: add security")
+        return self
 
 
 Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="protocol")]
