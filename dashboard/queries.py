@@ -35,12 +35,12 @@ _OFFSET_AS_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
 
 
 def condition_code(condition: str, level: int) -> str:
-    """HH / H / L / LL, or FAULT."""
+    """HH / H / L / LL for limits; the condition itself (FAULT, ROC, FROZEN, PREDICT, STALE) otherwise."""
     if condition == "HIGH":
         return "HH" if level >= 2 else "H"
     if condition == "LOW":
         return "LL" if level >= 2 else "L"
-    return "FAULT"
+    return condition
 
 
 def _alarm(row: Row) -> Row:

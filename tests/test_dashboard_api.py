@@ -28,7 +28,9 @@ from dashboard.app import create_app
 from dashboard.auth import create_user
 from dashboard.context import HUB
 from dashboard.errors import UserError
+from dashboard.i18n import STRINGS
 from dashboard.passwords import hash_password, verify_password
+from dashboard.queries import condition_code
 from dashboard.scope import Principal, Role, scope_sql
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
@@ -598,3 +600,10 @@ async def test_logout_closes_the_live_socket(seeded: Seeded) -> None:
             message = await ws.receive(timeout=5)
             assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             await ws.close()
+
+
+def test_every_condition_has_a_code_and_a_name_in_both_languages() -> None:
+    codes = {condition_code(c.value, level) for c in Condition for level in (1, 2)}
+    assert codes == {"H", "HH", "L", "LL", "FAULT", "ROC", "FROZEN", "PREDICT", "STALE"}
+    for strings in STRINGS.values():
+        assert all(f"cond_{code}" in strings for code in codes)
