@@ -2,7 +2,7 @@
 
 Builds a scratch database on the local PostgreSQL with the sample plant and ``--hours`` of
 readings for every tag (random walks around normal, with excursions), then runs
-``rules.backtest`` over it: prints the readings per second of the whole backtest (reading the
+``ingest.backtest`` over it: prints the readings per second of the whole backtest (reading the
 history out of the database included) and of the engine alone.
 
     .venv/bin/python -m bench.backtest_bench [--hours 6]
@@ -19,10 +19,10 @@ import numpy as np
 import psycopg
 
 from hazardwatch.ledger import load_plant
+from ingest.backtest import backtest
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from ingest.storage import write_readings
-from rules.backtest import backtest
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SAMPLE = "devices.yaml"

@@ -250,8 +250,8 @@ def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime
 
+    from ingest.backtest import backtest
     from ingest.db import connect
-    from rules.backtest import backtest
 
     try:
         start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)

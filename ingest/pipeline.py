@@ -19,12 +19,12 @@ from psycopg.types.json import Jsonb
 
 from alarms.store import apply_transitions, open_alarm_levels
 from hazardwatch import wire
-from hazardwatch.clock import Clock, SystemClock
+from hazardwatch.clock import Clock, SystemClock, utc_from_ms
 from hazardwatch.errors import WireError
 from hazardwatch.quality import VALUED_QUALITIES
 from ingest import deadletters
 from ingest.deadletters import DeadLetter
-from ingest.storage import Backend, backend_of, write_readings
+from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
 from rules.engine import RuleEngine
 from rules.types import Condition
@@ -57,6 +57,10 @@ class _Columns:
     ts: list[npt.NDArray[np.int64]] = field(default_factory=list)
     values: list[npt.NDArray[np.float64]] = field(default_factory=list)
     quality: list[npt.NDArray[np.int16]] = field(default_factory=list)
+
+
+WARM_UP_MARGIN_MS = 60_000
+MAX_WARM_UP_MS = 2 * 3_600_000  # longer delays or windows fill again from live data
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +105,27 @@ class Pipeline:
         if self._engine is not None:
             _carry_state(self._engine, engine)
         else:
+            self._warm_up(conn, index, engine)
             for tag_id, condition, level, active in open_alarm_levels(conn):
                 if active:
                     engine.seed(tag_id, Condition(condition), level)
         conn.rollback()
         self._index, self._engine = index, engine
         logger.info("tag index loaded: %d tags", index.config.size)
+
+    def _warm_up(self, conn: Conn, index: TagIndex, engine: RuleEngine) -> None:
+        """After a start: the engine replays recent stored readings to rebuild delays and windows."""
+        if engine.warm_up_ms == 0:
+            return
+        now = self._clock.now_ms()
+        span_ms = min(engine.warm_up_ms + WARM_UP_MARGIN_MS, MAX_WARM_UP_MS)
+        end = utc_from_ms(now + int(self._limits.max_future_s * 1000))  # what ingest accepts as on time
+        ts, tag_ids, values, quality = read_readings(conn, utc_from_ms(now - span_ms), end)
+        lookup = {int(t): i for i, t in enumerate(index.config.tag_id)}
+        idx = np.fromiter((lookup.get(int(t), -1) for t in tag_ids), np.int64, tag_ids.size)
+        known = idx >= 0
+        engine.warm_up(idx[known], ts[known], values[known], quality[known])
+        logger.info("rules warmed up from %d stored readings", int(known.sum()))
 
     def connect(self) -> Conn:
         """A separate connection to the same database (for work outside a step)."""

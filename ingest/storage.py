@@ -233,6 +233,35 @@ def _latest_from_arrays(conn: Conn, ts: np.ndarray, tag_ids: np.ndarray, values:
         cur.execute("DELETE FROM latest_in")
 
 
+# -- reads of raw history -----------------------------------------------------------------------
+
+# One row of COPY (SELECT ts, tag_id, coalesce(value, 'NaN'), quality) … (FORMAT BINARY)
+_ROW = np.dtype([
+    ("nfields", ">i2"), ("ts_len", ">i4"), ("ts", ">i8"), ("tag_len", ">i4"), ("tag", ">i4"),
+    ("val_len", ">i4"), ("val", ">f8"), ("q_len", ">i4"), ("q", ">i2"),
+])  # fmt: skip
+_COPY_HEADER = 19  # signature, flags and an empty header extension
+PG_EPOCH_US = 946_684_800_000_000
+
+
+def read_readings(conn: Conn, start: datetime, end: datetime) -> tuple[np.ndarray, ...]:
+    """Readings with start ≤ ts < end as arrays (ts ms, tag id, value with NaN, quality), by binary COPY."""
+    buffer = bytearray()
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY (SELECT ts, tag_id, coalesce(value, 'NaN'::float8), quality FROM readings"
+            " WHERE ts >= %s AND ts < %s) TO STDOUT (FORMAT BINARY)",
+            (start, end),
+        ) as copy,
+    ):
+        for data in copy:
+            buffer += data
+    rows = np.frombuffer(memoryview(buffer)[_COPY_HEADER : len(buffer) - 2], dtype=_ROW)
+    ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US) // 1000
+    return ts, rows["tag"].astype(np.int64), rows["val"].astype(np.float64), rows["q"].astype(np.int16)
+
+
 # -- retention ---------------------------------------------------------------------------------
 
 

@@ -170,6 +170,26 @@ class RuleEngine:
                       Condition.PREDICT: st.predict, Condition.STALE: st.stale}  # fmt: skip
             levels[condition][i] = level
 
+    def warm_up(self, idx: I64, ts: I64, values: F64, quality: npt.NDArray[np.int16]) -> None:
+        """Rebuild what only history knows — raw levels and since when they hold (pending delays),
+        last values, window histories — from readings already evaluated before a restart.
+
+        Their transitions were applied when they were stored, so they are dropped, and the alarm
+        levels are zeroed: ``seed`` then sets them from the open alarms, the truth after a restart.
+        """
+        self.evaluate(idx, ts, values, quality)
+        st = self.state
+        for levels in (st.high, st.low, st.fault, st.roc, st.frozen, st.predict, st.stale):
+            levels[:] = 0
+
+    @property
+    def warm_up_ms(self) -> int:
+        """How much history ``warm_up`` wants: the longest delay or window of any tag."""
+        cfg = self.config
+        longest = max((int(a.max(initial=0)) for a in (cfg.on_delay_ms, cfg.off_delay_ms, cfg.window_ms,
+                                                        cfg.frozen_window_ms)), default=0)  # fmt: skip
+        return longest
+
     def tick(self, now_ms: int) -> list[Transition]:
         """The clock's turn: STALE for in-service tags silent for longer than their ``stale_ms``.
 

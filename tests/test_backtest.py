@@ -13,10 +13,10 @@ import psycopg
 
 from hazardwatch.ledger import Plant, load_plant
 from hazardwatch.quality import Quality
+from ingest.backtest import backtest
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from ingest.pipeline import Pipeline
-from rules.backtest import backtest
 from tests.support import ROOT, sample_plant_doc, write_plant
 from tests.test_pipeline import batch_message
 

@@ -214,3 +214,18 @@ def test_silent_modbus_tags_go_stale_on_the_clock(database_url: str, sample_plan
     assert set(stale) == modbus  # OPC-UA tags report by exception: not watched by default
     assert stale["PT101"] == "RTN_UNACK"  # a reading ended its silence
     assert stale["LT101"] == "UNACK"
+
+
+def test_a_restart_keeps_an_on_delay_that_was_running(pipeline: Pipeline, database_url: str) -> None:
+    """LT101 went above H 40 s before the restart: 20 s after it, its 60 s on-delay has passed."""
+    t = int(time.time() * 1000) - 30_000
+    pipeline.process([batch_message(1, [("LT101", t - 40_000, 50.0, Quality.GOOD),
+                                        ("LT101", t, 87.0, Quality.GOOD)])])  # fmt: skip
+    pipeline.close()
+    fresh = Pipeline(database_url)  # a restarted ingest: rule state rebuilt from the database
+    try:
+        fresh.process([batch_message(2, [("LT101", t + 61_000, 87.5, Quality.GOOD)])])
+    finally:
+        fresh.close()
+    raised = query(database_url, "SELECT condition, level FROM alarms")
+    assert raised == [("HIGH", 1)]  # held since t (before the restart), not since t + 61 s

@@ -19,18 +19,11 @@ import numpy as np
 import psycopg
 
 from hazardwatch.ledger import Plant
+from ingest.storage import read_readings
 from rules.engine import RuleEngine, TagConfig
 
 Conn = psycopg.Connection[tuple[object, ...]]
 CHUNK = timedelta(days=1)
-
-# One row of COPY (SELECT ts, tag_id, coalesce(value, 'NaN'), quality) … (FORMAT BINARY)
-_ROW = np.dtype([
-    ("nfields", ">i2"), ("ts_len", ">i4"), ("ts", ">i8"), ("tag_len", ">i4"), ("tag", ">i4"),
-    ("val_len", ">i4"), ("val", ">f8"), ("q_len", ">i4"), ("q", ">i2"),
-])  # fmt: skip
-_HEADER = 19  # signature, flags, header extension length
-PG_EPOCH_US = 946_684_800_000_000
 
 Key = tuple[str, str, str]  # enterprise code, tag code, condition
 
@@ -96,25 +89,6 @@ def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
 
-def read_chunk(conn: Conn, start: datetime, end: datetime) -> tuple[np.ndarray, ...]:
-    """Readings with start ≤ ts < end as arrays (ts ms, tag id, value with NaN, quality)."""
-    buffer = bytearray()
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY (SELECT ts, tag_id, coalesce(value, 'NaN'::float8), quality FROM readings"
-            " WHERE ts >= %s AND ts < %s) TO STDOUT (FORMAT BINARY)",
-            (start, end),
-        ) as copy,
-    ):
-        for data in copy:
-            buffer += data
-    body = memoryview(buffer)[_HEADER : len(buffer) - 2]  # no header extension; 2-byte trailer
-    rows = np.frombuffer(body, dtype=_ROW)
-    ts = (rows["ts"].astype(np.int64) + PG_EPOCH_US) // 1000
-    return ts, rows["tag"].astype(np.int64), rows["val"].astype(np.float64), rows["q"].astype(np.int16)
-
-
 def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report:
     id_rows = conn.execute(
         "SELECT t.id, e.code, t.code FROM tags t JOIN enterprises e ON e.id = t.enterprise_id"
@@ -129,7 +103,7 @@ def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + CHUNK, end)
-        ts, tag, values, quality = read_chunk(conn, chunk_start, chunk_end)
+        ts, tag, values, quality = read_readings(conn, chunk_start, chunk_end)
         began = time.perf_counter()
         idx = index[tag]
         known = idx >= 0
