@@ -84,46 +84,54 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
         roc_set = enabled & (move >= roc_limit[tags])
         roc_reset = ~enabled | (move < roc_limit[tags] - deadband[tags])
 
-    # least squares over the prediction window (x in ms from the base, prefix sums with a leading 0)
-    x = rel.astype(np.float64)
-    y = all_val
-    cx, cy = _prefix(x), _prefix(y)
-    cxx, cxy, cyy = _prefix(x * x), _prefix(x * y), _prefix(y * y)
-    start = np.searchsorted(key, key[pos] - predict_window_ms[tags], side="left")
-    end = pos + 1
-    n = (end - start).astype(np.float64)
-    sx, sy = cx[end] - cx[start], cy[end] - cy[start]
-    sxx, sxy, syy = cxx[end] - cxx[start], cxy[end] - cxy[start], cyy[end] - cyy[start]
-    a = n * sxx - sx * sx
-    b = n * sxy - sx * sy
-    c = n * syy - sy * sy
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slope = b / a  # per ms
-        fitted = (sy + slope * (n * x[pos] - sx)) / n
-        significant = (
-            (n >= PREDICT_MIN_POINTS)
-            & (a > 0)
-            & (b != 0)
-            & (b * b * (n - 2) >= PREDICT_T**2 * (a * c - b * b))
-        )
-        rising_target = np.where(fitted < h[tags], h[tags], np.where(fitted < hh[tags], hh[tags], np.nan))
-        falling_target = np.where(
-            fitted > low[tags], low[tags], np.where(fitted > lowlow[tags], lowlow[tags], np.nan)
-        )
-        target = np.where(slope > 0, rising_target, np.where(slope < 0, falling_target, np.nan))
-        time_to = (target - fitted) / slope
-        predict = (
-            (predict_response_ms[tags] > 0) & significant & np.isfinite(target) & (time_to > 0)
-            & (time_to <= predict_response_ms[tags])
-        )  # fmt: skip
+    # least squares over the prediction window, only where a tag predicts (x in ms from the base)
+    predict = np.zeros(n_new, bool)
+    target = np.full(n_new, np.nan)
+    wants = np.flatnonzero(predict_response_ms[tags] > 0)
+    if wants.size:
+        p_pos, p_tags = pos[wants], tags[wants]
+        x = rel.astype(np.float64)
+        y = all_val
+        cx, cy = _prefix(x), _prefix(y)
+        cxx, cxy, cyy = _prefix(x * x), _prefix(x * y), _prefix(y * y)
+        start = np.searchsorted(key, key[p_pos] - predict_window_ms[p_tags], side="left")
+        end = p_pos + 1
+        n = (end - start).astype(np.float64)
+        sx, sy = cx[end] - cx[start], cy[end] - cy[start]
+        sxx, sxy, syy = cxx[end] - cxx[start], cxy[end] - cxy[start], cyy[end] - cyy[start]
+        a = n * sxx - sx * sx
+        b = n * sxy - sx * sy
+        c = n * syy - sy * sy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slope = b / a  # per ms
+            fitted = (sy + slope * (n * x[p_pos] - sx)) / n
+            significant = (
+                (n >= PREDICT_MIN_POINTS)
+                & (a > 0)
+                & (b != 0)
+                & (b * b * (n - 2) >= PREDICT_T**2 * (a * c - b * b))
+            )
+            h_, hh_, l_, ll_ = h[p_tags], hh[p_tags], low[p_tags], lowlow[p_tags]
+            rising = np.where(fitted < h_, h_, np.where(fitted < hh_, hh_, np.nan))
+            falling = np.where(fitted > l_, l_, np.where(fitted > ll_, ll_, np.nan))
+            heads_for = np.where(slope > 0, rising, np.where(slope < 0, falling, np.nan))
+            time_to = (heads_for - fitted) / slope
+            hit = (
+                significant & np.isfinite(heads_for) & (time_to > 0)
+                & (time_to <= predict_response_ms[p_tags])
+            )  # fmt: skip
+        predict[wants] = hit
+        target[wants] = np.where(hit, heads_for, np.nan)
 
-    # keep, per tag, the readings inside its longest window back from its newest reading
-    newest = np.zeros(keep_ms.size, np.int64)
-    np.maximum.at(newest, all_idx, all_ts)
-    keep = (keep_ms[all_idx] > 0) & (all_ts >= newest[all_idx] - keep_ms[all_idx])
+    # keep, per tag, the readings inside its longest window back from its newest reading (the
+    # last of its run in the sorted arrays)
+    last_of_run = np.append(all_idx[1:] != all_idx[:-1], True)
+    run_end = np.flatnonzero(last_of_run)
+    newest = np.repeat(all_ts[run_end], np.diff(np.append(-1, run_end)))
+    keep = (keep_ms[all_idx] > 0) & (all_ts >= newest - keep_ms[all_idx])
     history = History(all_idx[keep], all_ts[keep], all_val[keep])
     assert pos.size == n_new  # noqa: S101 - every new reading is in the combined arrays
-    return WindowResult(roc_set, roc_reset, predict, np.where(predict, target, np.nan), history)
+    return WindowResult(roc_set, roc_reset, predict, target, history)
 
 
 def _prefix(values: Floats) -> Floats:
