@@ -30,12 +30,30 @@ def registers_to_raw(words: Sequence[int], datatype: DataType, byte_order: str =
     return value
 
 
-def decode_point(words: Sequence[int], point: ModbusPoint) -> tuple[float | None, Quality]:
-    """The engineering value and quality of one point; a non-finite number is BAD, never a value."""
+NAMUR_FAILED_LOW_MA = 3.6  # NAMUR NE 43: at or below, the transmitter signals a failure
+NAMUR_FAILED_HIGH_MA = 21.0  # at or above, likewise
+
+
+def decode_point(words: Sequence[int], point: ModbusPoint,
+                 span: tuple[float, float] | None = None) -> tuple[float | None, Quality]:  # fmt: skip
+    """The engineering value and quality of one point; a non-finite number is BAD, never a value.
+
+    A 4–20 mA point needs the tag's measuring range (``span``) to scale to; a current at or
+    beyond NAMUR NE 43's failure levels gives INSTRUMENT_FAULT and no value.
+    """
     try:
         raw = registers_to_raw(words, point.datatype, point.byte_order, point.word_order)
     except DecodeError:
         return None, Quality.BAD
+    loop = point.current_loop
+    if loop is not None and span is not None:
+        milliamps = 4.0 + 16.0 * (raw - loop.raw_4ma) / (loop.raw_20ma - loop.raw_4ma)
+        if not math.isfinite(milliamps):
+            return None, Quality.BAD
+        if milliamps <= NAMUR_FAILED_LOW_MA or milliamps >= NAMUR_FAILED_HIGH_MA:
+            return None, Quality.INSTRUMENT_FAULT
+        low, high = span
+        return low + (high - low) * (milliamps - 4.0) / 16.0, Quality.GOOD
     value = raw * point.scale + point.offset
     if not math.isfinite(value):
         return None, Quality.BAD

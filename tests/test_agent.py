@@ -458,3 +458,37 @@ async def test_opcua_subscription_quality_and_reconnect(listener: Listener, mqtt
     finally:
         with contextlib.suppress(Exception):
             await server.stop()
+
+
+async def test_current_loop_points_and_the_configured_gap_against_a_real_plc() -> None:
+    """4–20 mA counts (an S7 card, 0–27648) become engineering values or an instrument fault;
+    ``max_gap`` decides whether two points far apart share one read."""
+    port = free_port()
+    loop = "current_loop: {raw_4ma: 0, raw_20ma: 27648}"
+    text = plant_text(
+        new_enterprise(),
+        [f"{{protocol: modbus_tcp, id: plc-a, host: 127.0.0.1, port: {port}, unit_id: 1, max_gap: 20}}"],
+        [
+            f"C1 modbus: {{device: plc-a, table: input, address: 0, datatype: int16, {loop}}}",
+            f"C2 modbus: {{device: plc-a, table: input, address: 1, datatype: int16, {loop}}}",
+            f"C3 modbus: {{device: plc-a, table: input, address: 20, datatype: int16, {loop}}}",
+        ],
+    ).replace("range: [0, 1]", "range: [0, 250]")
+    enterprise = load_plant_text(text).enterprises[0]
+    device = enterprise.gateway("gw1").devices[0]
+    assert isinstance(device, ModbusDevice)
+    plc = Plc(port, [1])
+    plc.put(1, "input", 0, words("h", 13824))  # 12 mA: half the range
+    plc.put(1, "input", 1, words("h", -692))  # 3.6 mA: the transmitter signals a failure
+    plc.put(1, "input", 20, words("h", 27648))  # 20 mA: top of the range
+    readings: dict[str, tuple[float | None, Quality]] = {}
+    async with running(plc):
+        wide = ModbusSource(device, enterprise.tags_of_device("plc-a"), asyncio.Lock())
+        await wide.poll(lambda tag, _ts, value, quality: readings.__setitem__(tag, (value, quality)))
+        narrow = ModbusSource(device, enterprise.tags_of_device("plc-a"), asyncio.Lock(), max_gap=8)
+        await narrow.poll(lambda *_: None)
+    assert readings["C1"][1] == readings["C3"][1] == Quality.GOOD
+    assert readings["C1"][0] == pytest.approx(125.0)
+    assert readings["C3"][0] == pytest.approx(250.0)
+    assert readings["C2"] == (None, Quality.INSTRUMENT_FAULT)
+    assert (wide.requests, narrow.requests) == (1, 2)  # registers 0–20 in one read; with a gap of 8, two

@@ -15,7 +15,7 @@ import pytest
 
 from gateway_agent.decode import decode_point, registers_to_raw
 from gateway_agent.errors import DecodeError
-from hazardwatch.ledger.models import DataType, ModbusPoint, ModbusTable
+from hazardwatch.ledger.models import CurrentLoop, DataType, ModbusPoint, ModbusTable
 from hazardwatch.quality import Quality
 
 Order = Literal["big", "little"]
@@ -142,3 +142,42 @@ def test_wrong_register_count_or_word_is_bad() -> None:
     with pytest.raises(DecodeError):
         registers_to_raw([0x10000], DataType.UINT16)
     assert decode_point([1], point(DataType.FLOAT32)) == (None, Quality.BAD)
+
+
+SIEMENS = CurrentLoop(raw_4ma=0, raw_20ma=27648)  # an S7 analog input card's counts
+
+
+@pytest.mark.parametrize(
+    ("raw", "loop", "expected", "quality"),
+    [
+        (0, SIEMENS, 0.0, Quality.GOOD),  # 4 mA: bottom of the range
+        (27648, SIEMENS, 250.0, Quality.GOOD),  # 20 mA: top
+        (13824, SIEMENS, 125.0, Quality.GOOD),  # 12 mA: half
+        (-691, SIEMENS, -6.248, Quality.GOOD),  # 3.6001 mA: under the range, still a value
+        (-692, SIEMENS, None, Quality.INSTRUMENT_FAULT),  # ≤ 3.6 mA: NAMUR failure
+        (29376, SIEMENS, None, Quality.INSTRUMENT_FAULT),  # 21.0 mA exactly: failure
+        (29375, SIEMENS, None, Quality.GOOD),  # 20.999 mA: over range, still a value
+        (3.61, CurrentLoop(), None, Quality.GOOD),  # raw already in mA: 3.61 mA
+        (3.6, CurrentLoop(), None, Quality.INSTRUMENT_FAULT),
+        (20.99, CurrentLoop(), None, Quality.GOOD),
+        (21.0, CurrentLoop(), None, Quality.INSTRUMENT_FAULT),
+    ],
+)
+def test_current_loop_scales_to_the_range_and_flags_namur_failures(
+    raw: float, loop: CurrentLoop, expected: float | None, quality: Quality
+) -> None:
+    datatype = DataType.FLOAT32 if isinstance(raw, float) else DataType.INT32
+    p = ModbusPoint(device="d", address=0, datatype=datatype, current_loop=loop)
+    value, got = decode_point(layout(datatype, raw, "ABCD"), p, (0.0, 250.0))
+    assert got == quality
+    if quality != Quality.GOOD:
+        assert value is None
+    elif expected is not None:
+        assert value == pytest.approx(expected, abs=0.01)
+    else:
+        assert value is not None
+
+
+def test_a_current_loop_is_numeric_and_not_also_scaled() -> None:
+    with pytest.raises(ValueError, match="current_loop"):
+        ModbusPoint(device="d", address=0, datatype=DataType.INT16, scale=0.1, current_loop=SIEMENS)

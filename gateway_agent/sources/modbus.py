@@ -30,11 +30,11 @@ MAX_BACKOFF_S = 30.0
 
 
 class ModbusSource:
-    def __init__(self, device: ModbusDevice, tags: list[Tag], lock: asyncio.Lock, *, max_gap: int = 8,
-                 start_delay_s: float = 0.0) -> None:  # fmt: skip
+    def __init__(self, device: ModbusDevice, tags: list[Tag], lock: asyncio.Lock, *,
+                 max_gap: int | None = None, start_delay_s: float = 0.0) -> None:  # fmt: skip
         self.device_id = device.id
         self._device = device
-        self._blocks = plan_blocks(tags, max_gap)
+        self._blocks = plan_blocks(tags, device.max_gap if max_gap is None else max_gap)
         self._lock = lock
         self._start_delay_s = start_delay_s
         self._state = CommState.CONNECTING
@@ -159,7 +159,9 @@ class ModbusSource:
             point = tag.modbus
             assert point is not None  # noqa: S101
             offset = point.address - block.start
-            value, quality = decode_point(registers[offset : offset + point.datatype.registers], point)
+            value, quality = decode_point(
+                registers[offset : offset + point.datatype.registers], point, tag.range
+            )
             emit(tag.code, now, value, quality)
 
     def _emit_bad(self, emit: Emit, blocks: list[Block], now: int) -> None:

@@ -120,6 +120,23 @@ class DataType(StrEnum):
                 "float32": "f", "float64": "d"}.get(self.value, "")  # fmt: skip
 
 
+class CurrentLoop(_Model):
+    """A 4–20 mA transmitter read as raw counts: counts → mA → engineering units over the tag's range.
+
+    ≤ 3.6 mA or ≥ 21.0 mA is the transmitter signalling a failure (NAMUR NE 43): an instrument
+    fault, never a value.
+    """
+
+    raw_4ma: float = Field(4.0, description="raw count at 4 mA (e.g. 0 for a Siemens 0–27648 card)")
+    raw_20ma: float = Field(20.0, description="raw count at 20 mA (e.g. 27648); the defaults read mA")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        if self.raw_4ma == self.raw_20ma:
+            raise ValueError("raw_4ma and raw_20ma must differ")
+        return self
+
+
 class ModbusPoint(_Model):
     device: Code = Field(description="id of a modbus device of the enterprise's gateways")
     table: ModbusTable = Field(ModbusTable.HOLDING, description="register table (function code)")
@@ -129,12 +146,19 @@ class ModbusPoint(_Model):
     word_order: Literal["big", "little"] = Field("big", description="register order of wide types")
     scale: float = Field(1.0, description="engineering value = raw * scale + offset")
     offset: float = Field(0.0, description="engineering value = raw * scale + offset")
+    current_loop: CurrentLoop | None = Field(None, description="4–20 mA signal, scaled to the tag's range")
 
     @model_validator(mode="after")
     def _fits_table(self) -> Self:
         is_bit_table = self.table in (ModbusTable.COIL, ModbusTable.DISCRETE)
         if is_bit_table != (self.datatype == DataType.BOOL):
             raise ValueError("coil and discrete tables hold bool points, and only they do")
+        if self.current_loop is not None and (
+            self.datatype == DataType.BOOL or (self.scale, self.offset) != (1, 0)
+        ):
+            raise ValueError(
+                "a current_loop point is numeric and scaled by the tag's range, not scale/offset"
+            )
         if self.address + self.datatype.registers > 65536:
             raise ValueError("the point runs past register 65535")
         return self
@@ -375,6 +399,7 @@ class ModbusDevice(_Model):
     unit_id: int = Field(1, ge=0, le=247, description="Modbus unit (slave) id")
     poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
     timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
+    max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
 
 
 EnvName = Annotated[str, Field(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
