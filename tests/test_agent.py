@@ -26,17 +26,18 @@ from asyncua import ua
 from asyncua.server.server import Server
 from asyncua.ua.status_codes import StatusCodes
 from paho.mqtt.enums import CallbackAPIVersion
+from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
-from gateway_agent.agent import run_agent
+from gateway_agent.agent import build_sources, run_agent
 from gateway_agent.sources.modbus import ModbusSource
 from hazardwatch import wire
 from hazardwatch.ledger import Plant, load_plant_text
-from hazardwatch.ledger.models import ModbusDevice
+from hazardwatch.ledger.models import ModbusDevice, ModbusRtuDevice
 from hazardwatch.quality import Quality
 from hazardwatch.settings import MqttAddress
 from tests.support import free_port
@@ -98,8 +99,10 @@ _TABLE_BY_FUNCTION = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
 class Plc:
     """A pymodbus TCP server whose units hold struct-encoded values; it records every read."""
 
-    def __init__(self, port: int, unit_ids: list[int], size: int = 64) -> None:
+    def __init__(self, port: int, unit_ids: list[int], size: int = 64,
+                 framer: FramerType = FramerType.SOCKET) -> None:  # fmt: skip
         self.port = port
+        self.framer = framer
         self.registers = {u: {"holding": [0] * size, "input": [0] * size} for u in unit_ids}
         self.bits = {u: {"coil": [False] * size, "discrete": [False] * size} for u in unit_ids}
         self.reads: list[tuple[int, str, int, int]] = []  # (unit, table, address, count)
@@ -130,7 +133,9 @@ class Plc:
         return None
 
     async def start(self) -> None:
-        server = ModbusTcpServer([self._device(u) for u in self.registers], address=("127.0.0.1", self.port))
+        server = ModbusTcpServer(
+            [self._device(u) for u in self.registers], address=("127.0.0.1", self.port), framer=self.framer
+        )
         await server.serve_forever(background=True)
         self._server = server
 
@@ -492,3 +497,37 @@ async def test_current_loop_points_and_the_configured_gap_against_a_real_plc() -
     assert readings["C3"][0] == pytest.approx(250.0)
     assert readings["C2"] == (None, Quality.INSTRUMENT_FAULT)
     assert (wide.requests, narrow.requests) == (1, 2)  # registers 0–20 in one read; with a gap of 8, two
+
+
+async def test_rtu_devices_share_one_serial_line() -> None:
+    """Two RTU slaves on one RS-485 line (RTU frames over a socket, the way pyserial's
+    ``socket://`` reaches a serial device server): one client, one lock, both answer."""
+    port = free_port()
+    line = f"port: 'socket://127.0.0.1:{port}', baudrate: 19200, parity: N"
+    text = plant_text(
+        new_enterprise(),
+        [f"{{protocol: modbus_rtu, id: rtu-a, {line}, unit_id: 1}}",
+         f"{{protocol: modbus_rtu, id: rtu-b, {line}, unit_id: 2}}"],
+        ["R1 modbus: {device: rtu-a, address: 0, datatype: float32}",
+         "R2 modbus: {device: rtu-b, address: 4, datatype: int16}"],
+    )  # fmt: skip
+    enterprise = load_plant_text(text).enterprises[0]
+    sources = build_sources(enterprise, enterprise.gateway("gw1"))
+    assert all(isinstance(s, ModbusSource) for s in sources)
+    a, b = (s for s in sources if isinstance(s, ModbusSource))
+    assert a._lock is b._lock  # one request on the line at a time
+    plc = Plc(port, [1, 2], framer=FramerType.RTU)
+    plc.put(1, "holding", 0, words("f", 12.5))
+    plc.put(2, "holding", 4, words("h", -3))
+    readings: dict[str, tuple[float | None, Quality]] = {}
+    async with running(plc):
+        await asyncio.gather(*(s.poll(lambda tag, _ts, value, q: readings.__setitem__(tag, (value, q)))
+                               for s in (a, b)))  # fmt: skip
+    assert readings == {"R1": (12.5, Quality.GOOD), "R2": (-3.0, Quality.GOOD)}
+    assert sorted((unit, table, address) for unit, table, address, _ in plc.reads) == [
+        (1, "holding", 0), (2, "holding", 4)
+    ]  # fmt: skip
+    # the line's frame gap by default: 3.5 characters of 10 bits at 19200 baud, at least 1.75 ms
+    device = enterprise.gateway("gw1").devices[0]
+    assert isinstance(device, ModbusRtuDevice)
+    assert device.frame_gap_s == pytest.approx(0.00182, abs=1e-5)

@@ -1,4 +1,5 @@
-"""Modbus TCP polling with block reads: one poll in flight per device, one lock per endpoint.
+"""Modbus TCP and RTU polling with block reads: one poll in flight per device, one lock per endpoint
+(TCP) or serial line (RTU, which also keeps the inter-frame silence).
 
 Comm state machine: CONNECTING → UP ⇄ DOWN. A refused connection or a timeout takes the device
 DOWN: every tag gets a BAD_COMM reading each poll (a dead device is never silent), the client is
@@ -14,13 +15,15 @@ import logging
 import time
 from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+from serial import SerialException
 
 from gateway_agent.decode import decode_point
 from gateway_agent.sources.base import CommState, Emit
 from gateway_agent.sources.blocks import Block, plan_blocks
-from hazardwatch.ledger.models import ModbusDevice, ModbusTable, Tag
+from hazardwatch.ledger.models import ModbusDevice, ModbusRtuDevice, ModbusTable, Tag
 from hazardwatch.quality import Quality
 
 logger = logging.getLogger(__name__)
@@ -29,16 +32,77 @@ MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 
 
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+
+
+class SerialBus:
+    """One serial line (RS-485) and the RTU devices on it: one client, one lock, the frame gap.
+
+    A serial port can be opened once, and only one request may be on the line at a time: the
+    devices of a bus share its client and take turns under its lock, with the inter-frame silence
+    kept after every request. The client is closed when the last device stops.
+    """
+
+    def __init__(self, device: ModbusRtuDevice) -> None:
+        self.port = device.port
+        self.lock = asyncio.Lock()
+        self.gap_s = device.frame_gap_s
+        self._line = device
+        self._client: AsyncModbusSerialClient | None = None
+        self._users = 0
+
+    def join(self) -> None:
+        self._users += 1
+
+    def leave(self) -> None:
+        self._users -= 1
+        if self._users <= 0:
+            self.close()
+
+    async def connect(self, timeout_s: float) -> AsyncModbusSerialClient | None:
+        if self._client is not None and self._client.connected:
+            return self._client
+        self.close()
+        line = self._line
+        client = AsyncModbusSerialClient(
+            line.port, framer=FramerType.RTU, baudrate=line.baudrate, bytesize=line.bytesize,
+            parity=line.parity, stopbits=line.stopbits, timeout=timeout_s, retries=0, reconnect_delay=0,
+        )  # fmt: skip
+        try:
+            connected = await client.connect()
+        except (OSError, ModbusException, SerialException):
+            connected = False
+        if not connected:
+            client.close()
+            return None
+        self._client = client
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 class ModbusSource:
-    def __init__(self, device: ModbusDevice, tags: list[Tag], lock: asyncio.Lock, *,
+    def __init__(self, device: ModbusDevice | ModbusRtuDevice, tags: list[Tag],
+                 lock: asyncio.Lock | None = None, *, bus: SerialBus | None = None,
                  max_gap: int | None = None, start_delay_s: float = 0.0) -> None:  # fmt: skip
+        """A TCP device takes the lock of its endpoint; an RTU device the bus it is on."""
+        if bus is not None:
+            lock = bus.lock
+        if lock is None:
+            raise ValueError("a Modbus source needs an endpoint lock (TCP) or a serial bus (RTU)")
         self.device_id = device.id
         self._device = device
         self._blocks = plan_blocks(tags, device.max_gap if max_gap is None else max_gap)
+        self._bus = bus
         self._lock = lock
         self._start_delay_s = start_delay_s
         self._state = CommState.CONNECTING
-        self._client: AsyncModbusTcpClient | None = None
+        self._client: Client | None = None
+        if bus is not None:
+            bus.join()
         self._retry_at = 0.0
         self._backoff = MIN_BACKOFF_S
         self._rejected: set[tuple[ModbusTable, int]] = set()
@@ -71,6 +135,8 @@ class ModbusSource:
                 await _wait(stop, next_poll - now)
         finally:
             self._close()
+            if self._bus is not None:
+                self._bus.leave()
 
     async def poll(self, emit: Emit) -> None:
         """One poll cycle: every block read once, all readings stamped with the poll time."""
@@ -95,9 +161,17 @@ class ModbusSource:
         if time.monotonic() < self._retry_at:
             return False
         self._close()
+        if self._bus is not None:
+            serial = await self._bus.connect(self._device.timeout_s)
+            if serial is None:
+                self._down(f"cannot open serial port {self._bus.port}")
+                return False
+            self._client = serial
+            return True
+        device = self._device
+        assert isinstance(device, ModbusDevice)  # noqa: S101 - no bus: TCP
         client = AsyncModbusTcpClient(
-            self._device.host, port=self._device.port, timeout=self._device.timeout_s, retries=0,
-            reconnect_delay=0,
+            device.host, port=device.port, timeout=device.timeout_s, retries=0, reconnect_delay=0,
         )  # fmt: skip
         try:
             connected = await client.connect()
@@ -126,6 +200,9 @@ class ModbusSource:
             self._down(f"{type(err).__name__}: {err}")
             self._close()  # a late answer must not be taken for the next request's
             return None
+        finally:
+            if self._bus is not None:
+                await asyncio.sleep(self._bus.gap_s)  # the line stays silent between frames
         self._up()  # it answered, even if with an exception response
         if response.isError():
             self._reject(block, f"exception response {response}")
@@ -171,11 +248,16 @@ class ModbusSource:
 
     def _down(self, why: str) -> None:
         if self._state != CommState.DOWN:
-            logger.warning("modbus device %s (%s:%s unit %s) down: %s", self.device_id, self._device.host,
-                           self._device.port, self._device.unit_id, why)  # fmt: skip
+            logger.warning("modbus device %s (%s unit %s) down: %s", self.device_id, self._where,
+                           self._device.unit_id, why)  # fmt: skip
         self._state = CommState.DOWN
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
+
+    @property
+    def _where(self) -> str:
+        device = self._device
+        return device.port if isinstance(device, ModbusRtuDevice) else f"{device.host}:{device.port}"
 
     def _up(self) -> None:
         if self._state == CommState.DOWN:
@@ -184,9 +266,10 @@ class ModbusSource:
         self._backoff = MIN_BACKOFF_S
 
     def _close(self) -> None:
-        if self._client is not None:
+        """Drop this device's connection; a shared serial line stays open for the others."""
+        if self._client is not None and self._bus is None:
             self._client.close()
-            self._client = None
+        self._client = None
 
 
 def _now_ms() -> int:

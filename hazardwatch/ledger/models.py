@@ -402,6 +402,38 @@ class ModbusDevice(_Model):
     max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
 
 
+class ModbusRtuDevice(_Model):
+    """A Modbus RTU slave on a serial line (RS-485); every device on one ``port`` shares the bus."""
+
+    protocol: Literal["modbus_rtu"]
+    id: Code
+    port: str = Field(
+        min_length=1, description="serial port, e.g. /dev/ttyUSB0, or a pyserial URL (socket://h:p)"
+    )
+    baudrate: int = Field(9600, ge=300, le=921_600)
+    parity: Literal["N", "E", "O"] = Field("E", description="Modbus's default is even parity")
+    stopbits: Literal[1, 2] = 1
+    bytesize: Literal[7, 8] = 8
+    unit_id: int = Field(1, ge=1, le=247, description="Modbus unit (slave) address")
+    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
+    timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
+    max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
+    inter_frame_gap_ms: float | None = Field(
+        None,
+        ge=0,
+        le=1000,
+        description="silence between frames on the bus (default 3.5 characters, ≥ 1.75 ms)",
+    )
+
+    @property
+    def frame_gap_s(self) -> float:
+        """The silent interval between frames: 3.5 character times, at least 1.75 ms (Modbus over serial)."""
+        if self.inter_frame_gap_ms is not None:
+            return self.inter_frame_gap_ms / 1000
+        bits_per_char = 1 + self.bytesize + (self.parity != "N") + self.stopbits
+        return max(3.5 * bits_per_char / self.baudrate, 0.00175)
+
+
 EnvName = Annotated[str, Field(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
@@ -447,7 +479,7 @@ class OpcUaDevice(_Model):
         return self
 
 
-Device = Annotated[ModbusDevice | OpcUaDevice, Field(discriminator="protocol")]
+Device = Annotated[ModbusDevice | ModbusRtuDevice | OpcUaDevice, Field(discriminator="protocol")]
 
 
 class BufferPolicy(_Model):
@@ -497,6 +529,13 @@ class Enterprise(_Model):
         _unique("gateway id", (g.id for g in self.gateways))
         devices = {d.id: d for g in self.gateways for d in g.devices}
         _unique("device id", (d.id for g in self.gateways for d in g.devices))
+        lines: dict[str, tuple[object, ...]] = {}
+        for rtu in (d for g in self.gateways for d in g.devices if isinstance(d, ModbusRtuDevice)):
+            line = (rtu.baudrate, rtu.parity, rtu.stopbits, rtu.bytesize)
+            if lines.setdefault(rtu.port, line) != line:
+                raise ValueError(
+                    f"device {rtu.id}: the RTU devices on {rtu.port} disagree on the line settings"
+                )
         _unique("hazard source code", (h.code for h in self.hazard_sources))
         _unique("equipment code", (e.code for h in self.hazard_sources for e in h.equipment))
         _unique("tag code", (t.code for _, _, t in self.iter_tags()))
@@ -507,7 +546,7 @@ class Enterprise(_Model):
             if device is None:
                 raise ValueError(f"tag {tag.code}: no device {tag.device_id!r} in the gateways")
             if tag.modbus is not None:
-                if device.protocol != "modbus_tcp":
+                if device.protocol not in ("modbus_tcp", "modbus_rtu"):
                     raise ValueError(f"tag {tag.code}: device {device.id} is not a modbus device")
                 used = registers.setdefault((device.id, tag.modbus.table), {})
                 for register in tag.modbus.span:
