@@ -7,7 +7,7 @@ import struct
 from collections.abc import Sequence
 
 from gateway_agent.errors import DecodeError
-from hazardwatch.ledger.models import DataType, ModbusPoint
+from hazardwatch.ledger.models import CurrentLoop, DataType, ModbusPoint
 from hazardwatch.quality import Quality
 
 
@@ -32,6 +32,7 @@ def registers_to_raw(words: Sequence[int], datatype: DataType, byte_order: str =
 
 NAMUR_FAILED_LOW_MA = 3.6  # NAMUR NE 43: at or below, the transmitter signals a failure
 NAMUR_FAILED_HIGH_MA = 21.0  # at or above, likewise
+_MA_TOLERANCE = 1e-9  # counts → mA rounding must not move a reading of exactly 3.6 or 21.0 mA
 
 
 def decode_point(words: Sequence[int], point: ModbusPoint,
@@ -45,16 +46,23 @@ def decode_point(words: Sequence[int], point: ModbusPoint,
         raw = registers_to_raw(words, point.datatype, point.byte_order, point.word_order)
     except DecodeError:
         return None, Quality.BAD
-    loop = point.current_loop
-    if loop is not None and span is not None:
-        milliamps = 4.0 + 16.0 * (raw - loop.raw_4ma) / (loop.raw_20ma - loop.raw_4ma)
-        if not math.isfinite(milliamps):
-            return None, Quality.BAD
-        if milliamps <= NAMUR_FAILED_LOW_MA or milliamps >= NAMUR_FAILED_HIGH_MA:
-            return None, Quality.INSTRUMENT_FAULT
-        low, high = span
-        return low + (high - low) * (milliamps - 4.0) / 16.0, Quality.GOOD
+    if point.current_loop is not None:
+        if span is None:
+            raise ValueError("a 4–20 mA point is scaled over its tag's range: pass the span")
+        return current_loop_value(raw, point.current_loop, span)
     value = raw * point.scale + point.offset
     if not math.isfinite(value):
         return None, Quality.BAD
     return value, Quality.GOOD
+
+
+def current_loop_value(raw: float, loop: CurrentLoop,
+                       span: tuple[float, float]) -> tuple[float | None, Quality]:  # fmt: skip
+    """Raw counts → mA → engineering units over ``span``; NAMUR failure currents are no value."""
+    milliamps = 4.0 + 16.0 * (raw - loop.raw_4ma) / (loop.raw_20ma - loop.raw_4ma)
+    if not math.isfinite(milliamps):
+        return None, Quality.BAD
+    if milliamps <= NAMUR_FAILED_LOW_MA + _MA_TOLERANCE or milliamps >= NAMUR_FAILED_HIGH_MA - _MA_TOLERANCE:
+        return None, Quality.INSTRUMENT_FAULT
+    low, high = span
+    return low + (high - low) * (milliamps - 4.0) / 16.0, Quality.GOOD

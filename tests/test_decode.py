@@ -145,6 +145,7 @@ def test_wrong_register_count_or_word_is_bad() -> None:
 
 
 SIEMENS = CurrentLoop(raw_4ma=0, raw_20ma=27648)  # an S7 analog input card's counts
+MILLIAMPS = CurrentLoop()  # the raw value is already the current in mA
 
 
 @pytest.mark.parametrize(
@@ -156,28 +157,46 @@ SIEMENS = CurrentLoop(raw_4ma=0, raw_20ma=27648)  # an S7 analog input card's co
         (-691, SIEMENS, -6.248, Quality.GOOD),  # 3.6001 mA: under the range, still a value
         (-692, SIEMENS, None, Quality.INSTRUMENT_FAULT),  # ≤ 3.6 mA: NAMUR failure
         (29376, SIEMENS, None, Quality.INSTRUMENT_FAULT),  # 21.0 mA exactly: failure
-        (29375, SIEMENS, None, Quality.GOOD),  # 20.999 mA: over range, still a value
-        (3.61, CurrentLoop(), None, Quality.GOOD),  # raw already in mA: 3.61 mA
-        (3.6, CurrentLoop(), None, Quality.INSTRUMENT_FAULT),
-        (20.99, CurrentLoop(), None, Quality.GOOD),
-        (21.0, CurrentLoop(), None, Quality.INSTRUMENT_FAULT),
+        (29375, SIEMENS, 265.616, Quality.GOOD),  # 20.999 mA: over range, still a value
+        (3.61, MILLIAMPS, -6.094, Quality.GOOD),  # raw already in mA: 3.61 mA
+        (3.6, MILLIAMPS, None, Quality.INSTRUMENT_FAULT),
+        (20.99, MILLIAMPS, 265.469, Quality.GOOD),
+        (21.0, MILLIAMPS, None, Quality.INSTRUMENT_FAULT),
+        (25.0, MILLIAMPS, None, Quality.INSTRUMENT_FAULT),
+        (0.0, MILLIAMPS, None, Quality.INSTRUMENT_FAULT),  # a broken wire
+        # counts for exactly 3.6 mA that come out of counts → mA as 3.6000000000000005
+        (3019.525, CurrentLoop(raw_4ma=3097, raw_20ma=6196), None, Quality.INSTRUMENT_FAULT),
+        (math.nan, MILLIAMPS, None, Quality.BAD),
     ],
 )
 def test_current_loop_scales_to_the_range_and_flags_namur_failures(
     raw: float, loop: CurrentLoop, expected: float | None, quality: Quality
 ) -> None:
-    datatype = DataType.FLOAT32 if isinstance(raw, float) else DataType.INT32
+    datatype = DataType.INT32 if isinstance(raw, int) else DataType.FLOAT64
     p = ModbusPoint(device="d", address=0, datatype=datatype, current_loop=loop)
     value, got = decode_point(layout(datatype, raw, "ABCD"), p, (0.0, 250.0))
     assert got == quality
-    if quality != Quality.GOOD:
-        assert value is None
-    elif expected is not None:
-        assert value == pytest.approx(expected, abs=0.01)
-    else:
-        assert value is not None
+    assert value == (None if expected is None else pytest.approx(expected, abs=0.001))
+
+
+def test_a_current_loop_needs_the_range_to_scale_to() -> None:
+    p = ModbusPoint(device="d", address=0, datatype=DataType.FLOAT32, current_loop=MILLIAMPS)
+    with pytest.raises(ValueError, match="range"):
+        decode_point(layout(DataType.FLOAT32, 12.0, "ABCD"), p)
 
 
 def test_a_current_loop_is_numeric_and_not_also_scaled() -> None:
     with pytest.raises(ValueError, match="current_loop"):
         ModbusPoint(device="d", address=0, datatype=DataType.INT16, scale=0.1, current_loop=SIEMENS)
+
+
+def test_a_current_loop_is_never_a_bit() -> None:
+    with pytest.raises(ValueError, match="current_loop"):
+        ModbusPoint(
+            device="d", table=ModbusTable.COIL, address=0, datatype=DataType.BOOL, current_loop=SIEMENS
+        )
+
+
+def test_a_current_loop_needs_two_different_counts() -> None:
+    with pytest.raises(ValueError, match="differ"):
+        CurrentLoop(raw_4ma=100, raw_20ma=100)

@@ -391,33 +391,41 @@ class HazardSource(_Model):
         return grade_hazard_source((c.holding() for c in self.chemicals), self.people_within_500m)
 
 
-class ModbusDevice(_Model):
+class _PolledModbusDevice(_Model):
+    """What every polled Modbus device has, on TCP or on a serial line."""
+
+    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
+    timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
+    max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
+
+
+class ModbusDevice(_PolledModbusDevice):
     protocol: Literal["modbus_tcp"]
     id: Code
     host: str = Field(min_length=1, description="PLC host name or address")
     port: int = Field(502, ge=1, le=65535)
     unit_id: int = Field(1, ge=0, le=247, description="Modbus unit (slave) id")
-    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
-    timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
-    max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
 
 
-class ModbusRtuDevice(_Model):
+MIN_FRAME_GAP_S = 0.00175  # Modbus over serial line §2.5.1.1: above 19200 baud the gap is fixed
+
+
+class ModbusRtuDevice(_PolledModbusDevice):
     """A Modbus RTU slave on a serial line (RS-485); every device on one ``port`` shares the bus."""
 
     protocol: Literal["modbus_rtu"]
     id: Code
     port: str = Field(
-        min_length=1, description="serial port, e.g. /dev/ttyUSB0, or a pyserial URL (socket://h:p)"
+        min_length=1,
+        max_length=256,
+        pattern=r"^(/|COM[0-9]+$|(socket|rfc2217|loop)://)",
+        description="serial port (/dev/ttyUSB0, COM3) or a pyserial URL (socket://host:port, rfc2217://host:port)",
     )
     baudrate: int = Field(9600, ge=300, le=921_600)
     parity: Literal["N", "E", "O"] = Field("E", description="Modbus's default is even parity")
     stopbits: Literal[1, 2] = 1
-    bytesize: Literal[7, 8] = 8
+    bytesize: Literal[8] = Field(8, description="RTU frames are 8 data bits (7 is ASCII mode)")
     unit_id: int = Field(1, ge=1, le=247, description="Modbus unit (slave) address")
-    poll_interval_s: float = Field(1.0, ge=0.05, le=3600, description="poll period")
-    timeout_s: float = Field(1.0, gt=0, le=60, description="request timeout")
-    max_gap: int = Field(8, ge=0, le=100, description="unused registers a block read may span")
     inter_frame_gap_ms: float | None = Field(
         None,
         ge=0,
@@ -431,7 +439,7 @@ class ModbusRtuDevice(_Model):
         if self.inter_frame_gap_ms is not None:
             return self.inter_frame_gap_ms / 1000
         bits_per_char = 1 + self.bytesize + (self.parity != "N") + self.stopbits
-        return max(3.5 * bits_per_char / self.baudrate, 0.00175)
+        return max(3.5 * bits_per_char / self.baudrate, MIN_FRAME_GAP_S)
 
 
 EnvName = Annotated[str, Field(max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
