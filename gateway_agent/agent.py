@@ -24,7 +24,7 @@ from gateway_agent import remote_config
 from gateway_agent.buffer import Buffer, Durability
 from gateway_agent.publisher import Publisher
 from gateway_agent.sources.base import CommState, Emit, Source
-from gateway_agent.sources.modbus import ModbusSource, SerialBus
+from gateway_agent.sources.modbus import ModbusSource, modbus_links
 from gateway_agent.sources.opcua import OpcUaSource
 from hazardwatch import wire
 from hazardwatch.errors import ConfigError
@@ -89,24 +89,19 @@ class Collector:
 
 
 def build_sources(enterprise: Enterprise, gateway: Gateway) -> list[Source]:
-    """A source per device with tags: Modbus TCP devices share a lock per endpoint, RTU devices a
-    serial bus per port; polls are staggered over the period so devices do not poll in lockstep."""
-    locks: dict[tuple[str, int], asyncio.Lock] = {}
-    buses: dict[str, SerialBus] = {}
-    sources: list[Source] = []
+    """A source per device with tags. Modbus devices take turns on their link (a lock per TCP
+    endpoint; one client, lock and frame gap per serial line), and their first polls are staggered
+    over the period so devices do not poll in lockstep."""
     modbus_devices = [d for d in gateway.devices if isinstance(d, ModbusDevice | ModbusRtuDevice)]
+    links = modbus_links(modbus_devices)
+    sources: list[Source] = []
     for device in gateway.devices:
         tags = enterprise.tags_of_device(device.id)
         if not tags:
             continue
         if isinstance(device, ModbusDevice | ModbusRtuDevice):
-            delay = device.poll_interval_s * modbus_devices.index(device) / max(len(modbus_devices), 1)
-            if isinstance(device, ModbusRtuDevice):
-                bus = buses.setdefault(device.port, SerialBus(device))
-                sources.append(ModbusSource(device, tags, bus=bus, start_delay_s=delay))
-            else:
-                lock = locks.setdefault((device.host, device.port), asyncio.Lock())
-                sources.append(ModbusSource(device, tags, lock, start_delay_s=delay))
+            delay = device.poll_interval_s * modbus_devices.index(device) / len(modbus_devices)
+            sources.append(ModbusSource(device, tags, links[device.id], start_delay_s=delay))
         else:
             sources.append(OpcUaSource(device, tags))
     return sources

@@ -11,13 +11,10 @@ import contextlib
 import json
 import logging
 import math
-import struct
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -26,133 +23,16 @@ from asyncua import ua
 from asyncua.server.server import Server
 from asyncua.ua.status_codes import StatusCodes
 from paho.mqtt.enums import CallbackAPIVersion
-from pymodbus import FramerType
-from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
-from pymodbus.simulator import DataType as SimType
-from pymodbus.simulator import SimData, SimDevice
-from pymodbus.simulator.simutils import SimUtils
 
-from gateway_agent.agent import build_sources, run_agent
-from gateway_agent.sources.modbus import ModbusSource
+from gateway_agent.agent import run_agent
+from gateway_agent.sources.modbus import ModbusSource, TcpEndpoint
 from hazardwatch import wire
 from hazardwatch.ledger import Plant, load_plant_text
-from hazardwatch.ledger.models import ModbusDevice, ModbusRtuDevice
+from hazardwatch.ledger.models import ModbusDevice
 from hazardwatch.quality import Quality
 from hazardwatch.settings import MqttAddress
+from tests.modbus_support import Plc, new_enterprise, plant_text, running, until, words
 from tests.support import free_port
-
-# -- a plant of the test's own -----------------------------------------------------------------
-
-
-def plant_text(enterprise: str, devices: list[str], tags: list[str]) -> str:
-    device_lines = "\n".join(f"          - {d}" for d in devices)
-    tag_lines = "\n".join(
-        f'              - {{code: {code}, name: t, kind: other, unit: "", range: [0, 1], {point}}}'
-        for code, point in (t.split(" ", 1) for t in tags)
-    )
-    return f"""
-version: 1
-enterprises:
-  - code: {enterprise}
-    name: 试验企业
-    credit_code: 91330110MA2H3K7L01
-    division: "330110"
-    gateways:
-      - id: gw1
-        devices:
-{device_lines}
-    hazard_sources:
-      - code: H1
-        name: 罐区
-        people_within_500m: 0
-        chemicals: [{{name: 氨, max_quantity_t: 20}}]
-        responsibles: {{principal: a, technical: b, operational: c}}
-        equipment:
-          - code: T1
-            name: 罐
-            kind: tank
-            tags:
-{tag_lines}
-"""
-
-
-def new_enterprise() -> str:
-    return f"T{uuid.uuid4().hex[:10]}"
-
-
-def words(fmt: str, value: float, byte_order: str = "big", word_order: str = "big") -> list[int]:
-    raw = struct.pack(">" + fmt, value)
-    pairs = [raw[i : i + 2] for i in range(0, len(raw), 2)]
-    if byte_order == "little":
-        pairs = [p[::-1] for p in pairs]
-    if word_order == "little":
-        pairs.reverse()
-    return [int.from_bytes(p, "big") for p in pairs]
-
-
-# -- a real Modbus TCP server ------------------------------------------------------------------
-
-_TABLE_BY_FUNCTION = {1: "coil", 2: "discrete", 3: "holding", 4: "input"}
-
-
-class Plc:
-    """A pymodbus TCP server whose units hold struct-encoded values; it records every read."""
-
-    def __init__(self, port: int, unit_ids: list[int], size: int = 64,
-                 framer: FramerType = FramerType.SOCKET) -> None:  # fmt: skip
-        self.port = port
-        self.framer = framer
-        self.registers = {u: {"holding": [0] * size, "input": [0] * size} for u in unit_ids}
-        self.bits = {u: {"coil": [False] * size, "discrete": [False] * size} for u in unit_ids}
-        self.reads: list[tuple[int, str, int, int]] = []  # (unit, table, address, count)
-        self._server: ModbusTcpServer | None = None
-
-    def put(self, unit: int, table: str, address: int, values: list[int]) -> None:
-        self.registers[unit][table][address : address + len(values)] = values
-
-    def _device(self, unit: int) -> SimDevice:
-        size = len(self.registers[unit]["holding"])
-        bits = [SimData(0, count=size, values=False, datatype=SimType.BITS)]
-        regs = [SimData(0, count=size, values=0, datatype=SimType.REGISTERS)]
-        simdata = (bits, list(bits), regs, list(regs))
-        return SimDevice(unit, simdata=simdata, action=partial(self._action, unit))
-
-    async def _action(self, unit: int, function_code: int, _start: int, address: int, count: int,
-                      registers: list[int],
-                      set_values: list[int] | list[bool] | None) -> ExcCodes | None:  # fmt: skip
-        table = _TABLE_BY_FUNCTION.get(function_code)
-        if table is None or set_values is not None:
-            return ExcCodes.ILLEGAL_FUNCTION
-        self.reads.append((unit, table, address, count))
-        if table in self.bits[unit]:
-            image = SimUtils.bitsToRegisters(self.bits[unit][table])
-        else:
-            image = self.registers[unit][table]
-        registers[: len(image)] = image
-        return None
-
-    async def start(self) -> None:
-        server = ModbusTcpServer(
-            [self._device(u) for u in self.registers], address=("127.0.0.1", self.port), framer=self.framer
-        )
-        await server.serve_forever(background=True)
-        self._server = server
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
-
-
-@contextlib.asynccontextmanager
-async def running(plc: Plc) -> AsyncIterator[Plc]:
-    await plc.start()
-    try:
-        yield plc
-    finally:
-        await plc.stop()
-
 
 # -- a paho subscriber and the agent under test ---------------------------------------------
 
@@ -236,13 +116,6 @@ async def agent(plant: Plant, mqtt_port: int, state_dir: Path) -> AsyncIterator[
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
-
-
-async def until(probe: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 # -- Modbus -------------------------------------------------------------------------------------
@@ -335,7 +208,7 @@ async def test_each_poll_reads_blocks_not_points() -> None:
     device = next(d for d in enterprise.gateway("gw1").devices if d.id == "plc-a")
     assert isinstance(device, ModbusDevice)
     tags = enterprise.tags_of_device("plc-a")
-    source = ModbusSource(device, tags, asyncio.Lock())
+    source = ModbusSource(device, tags, TcpEndpoint(device.host, device.port))
     readings: list[tuple[str, float | None, Quality]] = []
     plc = Plc(port, [1, 2])
     fill(plc)
@@ -344,6 +217,7 @@ async def test_each_poll_reads_blocks_not_points() -> None:
         plc.reads.clear()
         readings.clear()
         await source.poll(lambda tag, _ts, value, quality: readings.append((tag, value, quality)))
+        source.close()
     # 6 holding points in registers 0–13, 1 input point, 1 coil: three requests, not eight
     registers = [(table, address, count) for _, table, address, count in plc.reads if table != "coil"]
     assert registers == [("holding", 0, 14), ("input", 0, 4)]
@@ -463,71 +337,3 @@ async def test_opcua_subscription_quality_and_reconnect(listener: Listener, mqtt
     finally:
         with contextlib.suppress(Exception):
             await server.stop()
-
-
-async def test_current_loop_points_and_the_configured_gap_against_a_real_plc() -> None:
-    """4–20 mA counts (an S7 card, 0–27648) become engineering values or an instrument fault;
-    ``max_gap`` decides whether two points far apart share one read."""
-    port = free_port()
-    loop = "current_loop: {raw_4ma: 0, raw_20ma: 27648}"
-    text = plant_text(
-        new_enterprise(),
-        [f"{{protocol: modbus_tcp, id: plc-a, host: 127.0.0.1, port: {port}, unit_id: 1, max_gap: 20}}"],
-        [
-            f"C1 modbus: {{device: plc-a, table: input, address: 0, datatype: int16, {loop}}}",
-            f"C2 modbus: {{device: plc-a, table: input, address: 1, datatype: int16, {loop}}}",
-            f"C3 modbus: {{device: plc-a, table: input, address: 20, datatype: int16, {loop}}}",
-        ],
-    ).replace("range: [0, 1]", "range: [0, 250]")
-    enterprise = load_plant_text(text).enterprises[0]
-    device = enterprise.gateway("gw1").devices[0]
-    assert isinstance(device, ModbusDevice)
-    plc = Plc(port, [1])
-    plc.put(1, "input", 0, words("h", 13824))  # 12 mA: half the range
-    plc.put(1, "input", 1, words("h", -692))  # 3.6 mA: the transmitter signals a failure
-    plc.put(1, "input", 20, words("h", 27648))  # 20 mA: top of the range
-    readings: dict[str, tuple[float | None, Quality]] = {}
-    async with running(plc):
-        wide = ModbusSource(device, enterprise.tags_of_device("plc-a"), asyncio.Lock())
-        await wide.poll(lambda tag, _ts, value, quality: readings.__setitem__(tag, (value, quality)))
-        narrow = ModbusSource(device, enterprise.tags_of_device("plc-a"), asyncio.Lock(), max_gap=8)
-        await narrow.poll(lambda *_: None)
-    assert readings["C1"][1] == readings["C3"][1] == Quality.GOOD
-    assert readings["C1"][0] == pytest.approx(125.0)
-    assert readings["C3"][0] == pytest.approx(250.0)
-    assert readings["C2"] == (None, Quality.INSTRUMENT_FAULT)
-    assert (wide.requests, narrow.requests) == (1, 2)  # registers 0–20 in one read; with a gap of 8, two
-
-
-async def test_rtu_devices_share_one_serial_line() -> None:
-    """Two RTU slaves on one RS-485 line (RTU frames over a socket, the way pyserial's
-    ``socket://`` reaches a serial device server): one client, one lock, both answer."""
-    port = free_port()
-    line = f"port: 'socket://127.0.0.1:{port}', baudrate: 19200, parity: N"
-    text = plant_text(
-        new_enterprise(),
-        [f"{{protocol: modbus_rtu, id: rtu-a, {line}, unit_id: 1}}",
-         f"{{protocol: modbus_rtu, id: rtu-b, {line}, unit_id: 2}}"],
-        ["R1 modbus: {device: rtu-a, address: 0, datatype: float32}",
-         "R2 modbus: {device: rtu-b, address: 4, datatype: int16}"],
-    )  # fmt: skip
-    enterprise = load_plant_text(text).enterprises[0]
-    sources = build_sources(enterprise, enterprise.gateway("gw1"))
-    assert all(isinstance(s, ModbusSource) for s in sources)
-    a, b = (s for s in sources if isinstance(s, ModbusSource))
-    assert a._lock is b._lock  # one request on the line at a time
-    plc = Plc(port, [1, 2], framer=FramerType.RTU)
-    plc.put(1, "holding", 0, words("f", 12.5))
-    plc.put(2, "holding", 4, words("h", -3))
-    readings: dict[str, tuple[float | None, Quality]] = {}
-    async with running(plc):
-        await asyncio.gather(*(s.poll(lambda tag, _ts, value, q: readings.__setitem__(tag, (value, q)))
-                               for s in (a, b)))  # fmt: skip
-    assert readings == {"R1": (12.5, Quality.GOOD), "R2": (-3.0, Quality.GOOD)}
-    assert sorted((unit, table, address) for unit, table, address, _ in plc.reads) == [
-        (1, "holding", 0), (2, "holding", 4)
-    ]  # fmt: skip
-    # the line's frame gap by default: 3.5 characters of 10 bits at 19200 baud, at least 1.75 ms
-    device = enterprise.gateway("gw1").devices[0]
-    assert isinstance(device, ModbusRtuDevice)
-    assert device.frame_gap_s == pytest.approx(0.00182, abs=1e-5)

@@ -1,11 +1,16 @@
-"""Modbus TCP and RTU polling with block reads: one poll in flight per device, one lock per endpoint
-(TCP) or serial line (RTU, which also keeps the inter-frame silence).
+"""Modbus polling with block reads, over TCP or a serial line (RTU): one poll in flight per device.
+
+A device reaches its slave through a link: a TCP endpoint (host:port), where each device keeps a
+connection of its own, or a serial bus (one port, RS-485), where the devices share one client and
+the line stays silent for the inter-frame gap after every request. The devices of one link take
+turns under its lock, a whole poll at a time.
 
 Comm state machine: CONNECTING → UP ⇄ DOWN. A refused connection or a timeout takes the device
-DOWN: every tag gets a BAD_COMM reading each poll (a dead device is never silent), the client is
-closed and reconnecting waits a capped exponential backoff. An exception response (the device
-answers but refuses a block) gives BAD_COMM to that block's tags only. Each transition is logged
-once (down once, recovered once; a refused block once until it answers again).
+DOWN: every tag gets a BAD_COMM reading each poll (a dead device is never silent), its connection
+is dropped (a serial line stays open for the other devices on it) and reconnecting waits a capped
+exponential backoff. An exception response (the device answers but refuses a block) gives BAD_COMM
+to that block's tags only. Each transition is logged once (down once, recovered once; a refused
+block once until it answers again).
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
-from serial import SerialException
 
 from gateway_agent.decode import decode_point
 from gateway_agent.sources.base import CommState, Emit
@@ -31,8 +36,59 @@ logger = logging.getLogger(__name__)
 MIN_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 
-
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+AnyModbusDevice = ModbusDevice | ModbusRtuDevice
+_C = TypeVar("_C", AsyncModbusTcpClient, AsyncModbusSerialClient)
+
+
+class Link(Protocol):
+    """The way the devices of one TCP endpoint or one serial line reach it, taking turns."""
+
+    lock: asyncio.Lock
+    where: str
+
+    def join(self) -> None: ...
+
+    def leave(self) -> None: ...
+
+    async def open(self, timeout_s: float) -> Client | None:
+        """A connected client for one device, or None if it cannot connect."""
+        ...
+
+    def release(self, client: Client) -> None:
+        """The device is done with ``client`` (it failed, or the device stops)."""
+        ...
+
+    async def pause(self) -> None:
+        """Wait out what the link needs between two requests."""
+        ...
+
+
+class TcpEndpoint:
+    """A Modbus TCP endpoint (host:port): its devices connect each on its own and share the lock."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.lock = asyncio.Lock()
+        self.where = f"{host}:{port}"
+
+    def join(self) -> None:
+        """Nothing but the lock is shared: nothing to count."""
+
+    def leave(self) -> None:
+        """Each device closes its own connection."""
+
+    async def open(self, timeout_s: float) -> AsyncModbusTcpClient | None:
+        client = AsyncModbusTcpClient(self.host, port=self.port, timeout=timeout_s, retries=0,
+                                      reconnect_delay=0)  # fmt: skip
+        return await _connected(client)
+
+    def release(self, client: Client) -> None:
+        client.close()  # a late answer must not be taken for the next request's
+
+    async def pause(self) -> None:
+        return
 
 
 class SerialBus:
@@ -40,14 +96,20 @@ class SerialBus:
 
     A serial port can be opened once, and only one request may be on the line at a time: the
     devices of a bus share its client and take turns under its lock, with the inter-frame silence
-    kept after every request. The client is closed when the last device stops.
+    kept after every request — the longest any device on the line asks for. The client waits as
+    long as the slowest device; each request is cut at its own device's timeout. The client is
+    closed when the last device leaves.
     """
 
-    def __init__(self, device: ModbusRtuDevice) -> None:
-        self.port = device.port
+    def __init__(self, devices: list[ModbusRtuDevice], *,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:  # fmt: skip
+        """``devices`` are every device on one port (the ledger makes their line settings agree)."""
+        self._line = devices[0]
+        self.where = self._line.port
         self.lock = asyncio.Lock()
-        self.gap_s = device.frame_gap_s
-        self._line = device
+        self.gap_s = max(d.frame_gap_s for d in devices)
+        self.timeout_s = max(d.timeout_s for d in devices)
+        self._sleep = sleep
         self._client: AsyncModbusSerialClient | None = None
         self._users = 0
 
@@ -59,24 +121,25 @@ class SerialBus:
         if self._users <= 0:
             self.close()
 
-    async def connect(self, timeout_s: float) -> AsyncModbusSerialClient | None:
+    async def open(self, timeout_s: float) -> AsyncModbusSerialClient | None:
+        """The line's client, opened again if it was lost (``timeout_s``: see the class)."""
         if self._client is not None and self._client.connected:
             return self._client
         self.close()
         line = self._line
         client = AsyncModbusSerialClient(
             line.port, framer=FramerType.RTU, baudrate=line.baudrate, bytesize=line.bytesize,
-            parity=line.parity, stopbits=line.stopbits, timeout=timeout_s, retries=0, reconnect_delay=0,
+            parity=line.parity, stopbits=line.stopbits, timeout=self.timeout_s, retries=0,
+            reconnect_delay=0,
         )  # fmt: skip
-        try:
-            connected = await client.connect()
-        except (OSError, ModbusException, SerialException):
-            connected = False
-        if not connected:
-            client.close()
-            return None
-        self._client = client
-        return client
+        self._client = await _connected(client)
+        return self._client
+
+    def release(self, client: Client) -> None:
+        """A device that failed leaves the line open for the others; a lost line reopens on open()."""
+
+    async def pause(self) -> None:
+        await self._sleep(self.gap_s)  # the line stays silent between frames
 
     def close(self) -> None:
         if self._client is not None:
@@ -84,28 +147,42 @@ class SerialBus:
             self._client = None
 
 
+def modbus_links(devices: Iterable[AnyModbusDevice]) -> dict[str, Link]:
+    """The link of every device, by device id: one TCP endpoint per host:port, one bus per port."""
+    devices = list(devices)
+    lines: dict[str, list[ModbusRtuDevice]] = {}
+    for device in devices:
+        if isinstance(device, ModbusRtuDevice):
+            lines.setdefault(device.port, []).append(device)
+    buses = {port: SerialBus(members) for port, members in lines.items()}
+    endpoints: dict[tuple[str, int], TcpEndpoint] = {}
+    links: dict[str, Link] = {}
+    for device in devices:
+        if isinstance(device, ModbusRtuDevice):
+            links[device.id] = buses[device.port]
+            continue
+        key = (device.host, device.port)
+        if key not in endpoints:
+            endpoints[key] = TcpEndpoint(*key)
+        links[device.id] = endpoints[key]
+    return links
+
+
 class ModbusSource:
-    def __init__(self, device: ModbusDevice | ModbusRtuDevice, tags: list[Tag],
-                 lock: asyncio.Lock | None = None, *, bus: SerialBus | None = None,
+    def __init__(self, device: AnyModbusDevice, tags: list[Tag], link: Link, *,
                  max_gap: int | None = None, start_delay_s: float = 0.0) -> None:  # fmt: skip
-        """A TCP device takes the lock of its endpoint; an RTU device the bus it is on."""
-        if bus is not None:
-            lock = bus.lock
-        if lock is None:
-            raise ValueError("a Modbus source needs an endpoint lock (TCP) or a serial bus (RTU)")
         self.device_id = device.id
         self._device = device
         self._blocks = plan_blocks(tags, device.max_gap if max_gap is None else max_gap)
-        self._bus = bus
-        self._lock = lock
+        self._link = link
         self._start_delay_s = start_delay_s
         self._state = CommState.CONNECTING
         self._client: Client | None = None
-        if bus is not None:
-            bus.join()
         self._retry_at = 0.0
         self._backoff = MIN_BACKOFF_S
         self._rejected: set[tuple[ModbusTable, int]] = set()
+        self._joined = True
+        link.join()
         self.requests = 0
 
     @property
@@ -126,7 +203,7 @@ class ModbusSource:
                     await self.poll(emit)
                 except Exception:  # the supervisor loop: a bug must not silence the device
                     logger.exception("modbus device %s: poll failed", self.device_id)
-                    self._close()
+                    self._drop()
                     self._emit_bad(emit, self._blocks, _now_ms())
                 next_poll += period
                 now = time.monotonic()
@@ -134,13 +211,18 @@ class ModbusSource:
                     next_poll = now
                 await _wait(stop, next_poll - now)
         finally:
-            self._close()
-            if self._bus is not None:
-                self._bus.leave()
+            self.close()
+
+    def close(self) -> None:
+        """Drop the connection and leave the link (the last device on a serial line closes it)."""
+        self._drop()
+        if self._joined:
+            self._joined = False
+            self._link.leave()
 
     async def poll(self, emit: Emit) -> None:
         """One poll cycle: every block read once, all readings stamped with the poll time."""
-        async with self._lock:
+        async with self._link.lock:
             now = _now_ms()
             if not await self._ensure_connected():
                 self._emit_bad(emit, self._blocks, now)
@@ -160,32 +242,15 @@ class ModbusSource:
             return True
         if time.monotonic() < self._retry_at:
             return False
-        self._close()
-        if self._bus is not None:
-            serial = await self._bus.connect(self._device.timeout_s)
-            if serial is None:
-                self._down(f"cannot open serial port {self._bus.port}")
-                return False
-            self._client = serial
-            return True
-        device = self._device
-        assert isinstance(device, ModbusDevice)  # noqa: S101 - no bus: TCP
-        client = AsyncModbusTcpClient(
-            device.host, port=device.port, timeout=device.timeout_s, retries=0, reconnect_delay=0,
-        )  # fmt: skip
-        try:
-            connected = await client.connect()
-        except (OSError, ModbusException):
-            connected = False
-        if not connected:
-            client.close()
+        self._drop()
+        self._client = await self._link.open(self._device.timeout_s)
+        if self._client is None:
             self._down("cannot connect")
             return False
-        self._client = client
         return True
 
     async def _read(self, block: Block) -> list[int] | None:
-        """The block's words (bits as 0/1), or None: after a transport failure the client is closed."""
+        """The block's words (bits as 0/1), or None: after a transport failure the client is dropped."""
         assert self._client is not None  # noqa: S101 - connected above
         reader: Any = {
             ModbusTable.HOLDING: self._client.read_holding_registers,
@@ -195,14 +260,14 @@ class ModbusSource:
         }[block.table]
         self.requests += 1
         try:
-            response = await reader(block.start, count=block.count, device_id=self._device.unit_id)
+            async with asyncio.timeout(self._device.timeout_s):
+                response = await reader(block.start, count=block.count, device_id=self._device.unit_id)
         except (TimeoutError, ModbusException, OSError) as err:
             self._down(f"{type(err).__name__}: {err}")
-            self._close()  # a late answer must not be taken for the next request's
+            self._drop()
             return None
         finally:
-            if self._bus is not None:
-                await asyncio.sleep(self._bus.gap_s)  # the line stays silent between frames
+            await self._link.pause()
         self._up()  # it answered, even if with an exception response
         if response.isError():
             self._reject(block, f"exception response {response}")
@@ -248,16 +313,11 @@ class ModbusSource:
 
     def _down(self, why: str) -> None:
         if self._state != CommState.DOWN:
-            logger.warning("modbus device %s (%s unit %s) down: %s", self.device_id, self._where,
+            logger.warning("modbus device %s (%s unit %s) down: %s", self.device_id, self._link.where,
                            self._device.unit_id, why)  # fmt: skip
         self._state = CommState.DOWN
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, MAX_BACKOFF_S)
-
-    @property
-    def _where(self) -> str:
-        device = self._device
-        return device.port if isinstance(device, ModbusRtuDevice) else f"{device.host}:{device.port}"
 
     def _up(self) -> None:
         if self._state == CommState.DOWN:
@@ -265,11 +325,22 @@ class ModbusSource:
         self._state = CommState.UP
         self._backoff = MIN_BACKOFF_S
 
-    def _close(self) -> None:
-        """Drop this device's connection; a shared serial line stays open for the others."""
-        if self._client is not None and self._bus is None:
-            self._client.close()
-        self._client = None
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._link.release(self._client)
+            self._client = None
+
+
+async def _connected(client: _C) -> _C | None:
+    """The client once connected, or None (closed) if it cannot connect."""
+    try:
+        connected = await client.connect()
+    except (OSError, ModbusException):  # pymodbus answers False, but a transport may raise
+        connected = False
+    if not connected:
+        client.close()
+        return None
+    return client
 
 
 def _now_ms() -> int:
