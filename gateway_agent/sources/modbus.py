@@ -263,7 +263,10 @@ class ModbusSource:
             async with asyncio.timeout(self._device.timeout_s):
                 response = await reader(block.start, count=block.count, device_id=self._device.unit_id)
         except (TimeoutError, ModbusException, OSError) as err:
-            self._down(f"{type(err).__name__}: {err}")
+            silent = isinstance(err, TimeoutError)
+            self._down(
+                f"no answer within {self._device.timeout_s} s" if silent else f"{type(err).__name__}: {err}"
+            )
             self._drop()
             return None
         finally:
