@@ -1,20 +1,18 @@
-"""Alarm priority (一级/二级/三级) from the condition and the hazard source's GB 18218 grade."""
+"""Alarm priority (一级/二级/三级) from the condition, its kind and the hazard source's GB 18218 grade.
+
+The table is the policy's (``alarms.policy.Grading``); by default HH/LL start at 一级, H/L,
+rate of change and video events at 二级, instrument faults, frozen values, silent tags and
+predictive warnings at 三级, suspected fire or smoke at 一级; a limit, video or composite
+alarm of a 一级 or 二级 hazard source goes one step up (its consequences are larger).
+"""
 
 from __future__ import annotations
+
+from alarms.policy import DEFAULT, Policy
 
 PRIORITY_NAMES = {1: "一级", 2: "二级", 3: "三级"}
 
 
-def priority(condition: str, level: int, hazard_grade: int) -> int:
-    """1 is the most urgent.
-
-    HH/LL start at 一级, H/L and rate of change at 二级, instrument faults, frozen values, silent
-    (stale) tags and predictive warnings at 三级; an H/L or rate-of-change alarm of a 一级 or 二级
-    hazard source is raised one step (its consequences are larger).
-    """
-    if condition in ("FAULT", "FROZEN", "PREDICT", "STALE"):
-        return 3
-    base = 1 if level >= 2 else 2
-    if base == 2 and hazard_grade <= 2:
-        base = 1
-    return base
+def priority(condition: str, level: int, hazard_grade: int, policy: Policy = DEFAULT) -> int:
+    """1 is the most urgent."""
+    return policy.grading.priority(condition, level, hazard_grade)

@@ -21,11 +21,14 @@ TREND_DEFAULT = timedelta(minutes=30)
 
 
 async def alarms_list(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/alarms?state=open|all&limit=&offset= — by priority, then newest first."""
+    """GET /api/v1/alarms?state=open|masked|unclosed|all&limit=&offset= — by priority, then newest first.
+
+    open: on the board (UNACK, ACKED, RTN_UNACK); masked: shelved, suppressed or out of service;
+    unclosed: the regulatory loop is not finished (feedback due, filed or returned)."""
     who = require_principal(request)
     state = request.query.get("state", "open")
     if state not in STATES:
-        raise ApiError(400, "bad_request", "state must be open or all")
+        raise ApiError(400, "bad_request", f"state must be one of {', '.join(STATES)}")
     limit = int_param(request.query.get("limit", str(DEFAULT_LIMIT)), "limit", low=1, high=MAX_LIMIT)
     offset = int_param(request.query.get("offset", "0"), "offset")
     async with request.app[POOL].connection() as conn:

@@ -15,20 +15,28 @@ from ingest.storage import resolution_for, trend_query
 Row = dict[str, Any]
 
 ALARM_COLUMNS = (
-    "a.id, a.tag_id, a.condition, a.level, a.priority, a.state, a.active, a.raised_at, a.value,"
-    " a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at, a.updated_at,"
+    "a.id, a.tag_id, a.subject_kind, a.subject_id, a.condition, a.kind, a.level, a.priority, a.state,"
+    " a.active, a.raised_at, a.value, a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at,"
+    " a.updated_at, a.detail, a.shelved_until, a.shelved_by, a.shelve_reason, a.suppression_id,"
+    " a.feedback_required, a.disposition,"
     " t.code AS tag_code, t.name AS tag_name, t.kind AS tag_kind, t.unit, t.range_low, t.range_high,"
     " t.ll, t.l, t.h, t.hh, eq.code AS equipment_code, eq.name AS equipment_name,"
     " hs.id AS hazard_source_id, hs.code AS hazard_source_code, hs.name AS hazard_source_name,"
     " hs.grade AS hazard_grade, e.id AS enterprise_id, e.code AS enterprise_code,"
     " e.name AS enterprise_name, e.division"
 )
+# an alarm's subject is a tag, a camera, a hazard source or a gateway: the ledger joins are outer
 ALARM_FROM = (
-    " FROM alarms a JOIN tags t ON t.id = a.tag_id JOIN equipment eq ON eq.id = t.equipment_id"
-    " JOIN hazard_sources hs ON hs.id = a.hazard_source_id JOIN enterprises e ON e.id = a.enterprise_id"
+    " FROM alarms a LEFT JOIN tags t ON t.id = a.tag_id LEFT JOIN equipment eq ON eq.id = a.equipment_id"
+    " LEFT JOIN hazard_sources hs ON hs.id = a.hazard_source_id JOIN enterprises e ON e.id = a.enterprise_id"
 )
 ORDER = " ORDER BY a.priority, a.raised_at DESC, a.id DESC"
-STATES = {"open": "a.state <> 'NORMAL'", "all": "true"}
+STATES = {
+    "open": "a.state IN ('UNACK', 'ACKED', 'RTN_UNACK')",  # on the board
+    "masked": "a.state IN ('SHELVED', 'SUPPRESSED', 'OUT_OF_SERVICE')",
+    "unclosed": "a.closed_at IS NULL",  # the regulatory loop is not finished
+    "all": "true",
+}
 MAX_SPAN = timedelta(days=31)
 MAX_RAW_POINTS = 20_000
 _OFFSET_AS_SPACE = re.compile(r" (\d{2}(?::?\d{2})?)$")
@@ -80,7 +88,7 @@ async def journal(conn: AsyncConn, alarm_id: int) -> list[Row]:
     """The alarm's journal, oldest first (call only for an alarm already checked in scope)."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT id, at, actor, role, action, from_state, to_state, level, value, comment"
+            "SELECT id, at, actor, role, action, from_state, to_state, level, value, comment, detail"
             " FROM alarm_journal WHERE alarm_id = %s ORDER BY id",
             (alarm_id,),
         )

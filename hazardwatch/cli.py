@@ -156,10 +156,12 @@ def _agent_state_dir(args: argparse.Namespace, settings: Settings) -> Path:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from alarms.policy import load_policy
     from ingest.service import serve
 
     logsetup.configure(settings.log_level, "ingest")
     url = args.database_url or settings.database_url
+    policy = load_policy(args.policy or settings.policy)
     plant = None if args.no_sync else _plant(args, settings)
     enterprises = [e for e in (args.enterprises or "").split(",") if e]
     serve(
@@ -168,6 +170,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         plant=plant,
         enterprises=enterprises,
         worker_id=args.worker_id,
+        policy=policy,
     )
     return 0
 
@@ -360,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "devices", "database_url", "mqtt_url")
     p.add_argument("--enterprises", help="comma-separated enterprise codes this worker owns (default: all)")
     p.add_argument("--worker-id", default="1", help="worker id, part of the MQTT client id (default: 1)")
+    p.add_argument("--policy", help="alarm policy file (grading, shelving, closure); default $HW_POLICY")
     p.add_argument(
         "--no-sync", action="store_true", help="do not synchronize the ledger from the devices file"
     )

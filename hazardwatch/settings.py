@@ -24,6 +24,7 @@ ENV_DOC: dict[str, str] = {
     "HW_RETAIN_RAW_DAYS": "days raw readings are kept, >= 30 (default 90); older ones are dead-lettered",
     "HW_RETAIN_1M_DAYS": "days the 1-minute rollups are kept (default 400)",
     "HW_RETAIN_1H_DAYS": "days the 1-hour rollups are kept (default 3650)",
+    "HW_POLICY": "alarm policy file: grading, shelving, closure (default: none, the built-in defaults)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }
 
@@ -99,6 +100,7 @@ class Settings:
     var_dir: Path = field(default_factory=lambda: Path("var"))
     log_level: str = "INFO"
     agent_metrics: str = "127.0.0.1:9108"
+    policy: str = ""  # the alarm policy file; "" = built-in defaults
 
     @property
     def mqtt(self) -> MqttAddress:
@@ -123,4 +125,5 @@ class Settings:
             var_dir=Path(env.get("HW_VAR_DIR", str(base.var_dir))),
             log_level=env.get("HW_LOG_LEVEL", base.log_level).upper(),
             agent_metrics=env.get("HW_AGENT_METRICS", base.agent_metrics),
+            policy=env.get("HW_POLICY", base.policy),
         )

@@ -111,11 +111,11 @@ def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report
         report.seconds += time.perf_counter() - began
         report.readings += int(known.sum())
         for t in transitions:
-            before = levels.get((t.tag_id, t.condition.value), 0)
-            levels[(t.tag_id, t.condition.value)] = t.level
+            before = levels.get((t.subject_id, str(t.condition)), 0)
+            levels[(t.subject_id, str(t.condition))] = t.level
             if before == 0 and t.level > 0:
-                enterprise, code, _ = names[int(index[t.tag_id])]
-                report.would_raise[(enterprise, code, t.condition.value)] += 1
+                enterprise, code, _ = names[int(index[t.subject_id])]
+                report.would_raise[(enterprise, code, str(t.condition))] += 1
         chunk_start = chunk_end
     actual = conn.execute(
         "SELECT e.code, t.code, a.condition, count(*) FROM alarm_journal j JOIN alarms a ON a.id = j.alarm_id"

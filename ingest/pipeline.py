@@ -17,7 +17,8 @@ import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alarms.store import apply_transitions, open_alarm_levels
+from alarms.policy import DEFAULT, Policy
+from alarms.store import apply_transitions, expire, open_alarm_levels
 from hazardwatch import wire
 from hazardwatch.clock import Clock, SystemClock, utc_from_ms
 from hazardwatch.errors import WireError
@@ -71,9 +72,15 @@ class Limits:
 
 class Pipeline:
     def __init__(
-        self, database_url: str, *, limits: Limits | None = None, clock: Clock | None = None
+        self,
+        database_url: str,
+        *,
+        limits: Limits | None = None,
+        clock: Clock | None = None,
+        policy: Policy = DEFAULT,
     ) -> None:
         self._url = database_url
+        self._policy = policy
         self._limits = limits or Limits()
         self._clock = clock or SystemClock()
         self._conn: Conn | None = None
@@ -138,14 +145,17 @@ class Pipeline:
 
     # -- one step -----------------------------------------------------------------------
     def tick(self) -> int:
-        """The clock's turn for conditions that silence raises (STALE); journal rows written."""
+        """The clock's turn: conditions that silence raises (STALE), shelves that expire and
+        declared suppressions that start or end; returns the alarm changes."""
         conn = self._connection()
         self._load_index(conn)
         assert self._engine is not None  # noqa: S101 - loaded above
         saved = self._engine.state.copy()
         try:
+            now_ms = self._clock.now_ms()
             with conn.transaction():
-                return apply_transitions(conn, self._engine.tick(self._clock.now_ms()))
+                changed = apply_transitions(conn, self._engine.tick(now_ms), self._policy)
+                return changed + expire(conn, utc_from_ms(now_ms), self._policy)
         except BaseException:
             self._engine.state = saved
             if conn.closed or conn.broken:
@@ -186,7 +196,7 @@ class Pipeline:
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
             transitions = engine.evaluate(idx, ts, values, quality)
-            result.transitions = apply_transitions(conn, transitions)
+            result.transitions = apply_transitions(conn, transitions, self._policy)
         return result
 
     def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns) -> list[DeadLetter]:

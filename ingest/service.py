@@ -10,6 +10,7 @@ from types import FrameType
 
 import psycopg
 
+from alarms.policy import DEFAULT, Policy
 from hazardwatch.ledger import Plant
 from hazardwatch.settings import parse_mqtt_url
 from ingest.consumer import Consumer, subscriptions
@@ -34,7 +35,7 @@ def prepare(database_url: str, plant: Plant | None) -> None:
 
 
 def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises: Sequence[str] = (),
-          worker_id: str = "1") -> None:  # fmt: skip
+          worker_id: str = "1", policy: Policy = DEFAULT) -> None:  # fmt: skip
     prepare(database_url, plant)
     stop = threading.Event()
 
@@ -50,7 +51,7 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
     )
     maintenance.start()
     consumer = Consumer(
-        Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days)),
+        Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days), policy=policy),
         parse_mqtt_url(mqtt_url),
         client_id=worker_client_id(worker_id),
         topics=subscriptions(enterprises),

@@ -14,15 +14,33 @@ class Condition(StrEnum):
     FROZEN = "FROZEN"  # level 1 = the value has not moved for the frozen window
     PREDICT = "PREDICT"  # level 1 = the trend reaches the next limit within the response time (预警)
     STALE = "STALE"  # level 1 = no reading for longer than the tag's stale period (offline)
+    VOTE = "VOTE"  # level 1/2 = k of a voting group's tags are at their H/HH (or L/LL) level
+    SOURCE = "SOURCE"  # level 1 = several conditions active in one hazard source (hazard-source warning)
+    GATEWAY_OFFLINE = "GATEWAY_OFFLINE"  # level 1 = a gateway went silent or offline
+
+
+class Subject(StrEnum):
+    """What an alarm is about."""
+
+    TAG = "tag"
+    CAMERA = "camera"
+    HAZARD_SOURCE = "hazard_source"
+    GATEWAY = "gateway"
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
-    """A condition of a tag changed level at a source time (level 0 = returned to normal)."""
+    """A condition of a subject changed level at a source time (level 0 = returned to normal).
 
-    tag_id: int
-    condition: Condition
+    ``subject_id`` is the id of a tag unless ``subject`` says otherwise; ``condition`` is one
+    of :class:`Condition` or an edge event's kind (video: INTRUSION, TAMPER, FIRE, …).
+    """
+
+    subject_id: int
+    condition: str
     level: int
     ts_ms: int
     value: float | None
     limit: float | None
+    subject: Subject = Subject.TAG
+    detail: dict[str, object] | None = None

@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from alarms.states import AlarmState
 from alarms.store import apply_transitions
 from dashboard.app import create_app
 from dashboard.auth import create_user
@@ -604,6 +605,9 @@ async def test_logout_closes_the_live_socket(seeded: Seeded) -> None:
 
 def test_every_condition_has_a_code_and_a_name_in_both_languages() -> None:
     codes = {condition_code(c.value, level) for c in Condition for level in (1, 2)}
-    assert codes == {"H", "HH", "L", "LL", "FAULT", "ROC", "FROZEN", "PREDICT", "STALE"}
+    assert codes == {"H", "HH", "L", "LL", "FAULT", "ROC", "FROZEN", "PREDICT", "STALE", "VOTE", "SOURCE",
+                     "GATEWAY_OFFLINE"}  # fmt: skip
+    states = {f"state_{s.value}" for s in AlarmState}
     for strings in STRINGS.values():
         assert all(f"cond_{code}" in strings for code in codes)
+        assert states <= strings.keys()

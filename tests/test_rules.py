@@ -46,7 +46,9 @@ def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, floa
     for n, batch in enumerate(batches):
         if ticks is not None and n < len(ticks):
             got_tick = engine.tick(ticks[n])
-            assert [(t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got_tick] == ref.tick(ticks[n])
+            assert [(t.subject_id, str(t.condition), t.level, t.ts_ms) for t in got_tick] == ref.tick(
+                ticks[n]
+            )
         expected = []
         for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
             expected += ref.step(i, ts, value, q)
@@ -54,7 +56,7 @@ def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, floa
         got = engine.evaluate(
             arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
         )
-        assert sorted((t.tag_id, t.condition.value, t.level, t.ts_ms) for t in got) == sorted(expected)
+        assert sorted((t.subject_id, str(t.condition), t.level, t.ts_ms) for t in got) == sorted(expected)
 
 
 reading = st.tuples(
@@ -105,7 +107,7 @@ def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -
         got = engine.evaluate(
             np.zeros(len(readings), np.int64), ts, values, np.zeros(len(readings), np.int16)
         )
-        return [(t.condition.value, t.level, t.ts_ms // s) for t in got]
+        return [(str(t.condition), t.level, t.ts_ms // s) for t in got]
 
     assert run((0, 86.0), (30, 86.0), (40, 80.0)) == []  # above H for 40 s only: nothing
     assert run((50, 86.0), (100, 86.0), (110, 87.0)) == [("HIGH", 1, 110)]  # held 60 s: raised
@@ -152,10 +154,10 @@ def test_a_silent_tag_goes_stale_on_the_clock_and_comes_back_with_a_reading() ->
     engine = RuleEngine(replace(config(), stale_ms=np.array([10_000, 0, 0], dtype=np.int64)))
     assert engine.tick(1_000) == []  # watching starts: a full period from now
     assert engine.tick(11_000) == []
-    assert [(t.condition.value, t.level, t.ts_ms) for t in engine.tick(11_001)] == [("STALE", 1, 11_001)]
+    assert [(str(t.condition), t.level, t.ts_ms) for t in engine.tick(11_001)] == [("STALE", 1, 11_001)]
     assert engine.tick(60_000) == []  # raised once
     got = engine.evaluate(np.array([0]), np.array([59_000]), np.array([50.0]), np.array([3], np.int16))
-    assert [(t.condition.value, t.level) for t in got if t.condition.value == "STALE"] == [("STALE", 0)]
+    assert [(str(t.condition), t.level) for t in got if str(t.condition) == "STALE"] == [("STALE", 0)]
 
 
 def _run(engine: RuleEngine, tag: int, points: list[tuple[int, float]]) -> list[tuple[str, int, int]]:
@@ -163,9 +165,7 @@ def _run(engine: RuleEngine, tag: int, points: list[tuple[int, float]]) -> list[
     got = engine.evaluate(np.full(n, tag, np.int64), np.array([t for t, _ in points], dtype=np.int64),
                           np.array([v for _, v in points]), np.zeros(n, np.int16))  # fmt: skip
     return [
-        (t.condition.value, t.level, t.ts_ms)
-        for t in got
-        if t.condition.value in ("ROC", "FROZEN", "PREDICT")
+        (str(t.condition), t.level, t.ts_ms) for t in got if str(t.condition) in ("ROC", "FROZEN", "PREDICT")
     ]
 
 

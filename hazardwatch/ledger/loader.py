@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hazardwatch.errors import ConfigError
 from hazardwatch.ledger.models import Plant
@@ -64,8 +65,11 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
-def load_plant_text(text: str, source: str = "<devices>") -> Plant:
-    """Parse and validate a devices file's text; ConfigError lists every problem with its line."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model_text(text: str, model: type[M], source: str, what: str) -> M:
+    """Parse and validate a YAML document as ``model``; ConfigError lists every problem with its line."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -74,9 +78,9 @@ def load_plant_text(text: str, source: str = "<devices>") -> Plant:
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
     if root is None or not isinstance(data, dict):
-        raise ConfigError(f"{source}:1: the devices file must be a mapping with 'version' and 'enterprises'")
+        raise ConfigError(f"{source}:1: {what} must be a mapping")
     try:
-        return Plant.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as err:
         lines = []
         for error in err.errors():
@@ -87,10 +91,20 @@ def load_plant_text(text: str, source: str = "<devices>") -> Plant:
         raise ConfigError("\n".join(lines)) from err
 
 
-def load_plant(path: str | Path) -> Plant:
+def load_model(path: str | Path, model: type[M], what: str) -> M:
+    """Read and validate a YAML file as ``model``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
-    return load_plant_text(text, str(path))
+    return load_model_text(text, model, str(path), what)
+
+
+def load_plant_text(text: str, source: str = "<devices>") -> Plant:
+    """Parse and validate a devices file's text; ConfigError lists every problem with its line."""
+    return load_model_text(text, Plant, source, "the devices file (with 'version' and 'enterprises')")
+
+
+def load_plant(path: str | Path) -> Plant:
+    return load_model(path, Plant, "the devices file (with 'version' and 'enterprises')")
