@@ -564,8 +564,14 @@ def set_tag_service(
             raise InvalidTransition("taking a tag out of service needs a reason")
         conn.execute(
             "UPDATE tags SET in_service = %s, oos_reason = %s, oos_by = %s, oos_at = now(),"
-            " updated_at = now() WHERE id = %s",
-            (in_service, None if in_service else reason.strip(), None if in_service else actor.name, tag_id),
+            " oos_origin = %s, updated_at = now() WHERE id = %s",
+            (
+                in_service,
+                None if in_service else reason.strip(),
+                None if in_service else actor.name,
+                "ledger" if in_service else "operator",
+                tag_id,
+            ),
         )
         if in_service:
             return _unmask_where(
@@ -627,7 +633,7 @@ def file_feedback(
     with conn.transaction():
         row = _lock(conn, alarm_id)
         state = str(row["state"])
-        if state == AlarmState.UNACK:
+        if state in (AlarmState.UNACK, AlarmState.RTN_UNACK):
             raise InvalidTransition("acknowledge the alarm before filing feedback")
         if row["disposition"] in ("filed", "accepted"):
             raise InvalidTransition(f"feedback is already {row['disposition']}")
