@@ -166,7 +166,8 @@ def test_the_regulatory_loop_closes_an_alarm_only_when_cleared_and_its_feedback_
     assert alarm_of(conn, lt)["closed_at"] is None
     file_feedback(conn, alarm_id, QIYE, "real_handled", "inlet valve closed at 10:02, level back at 10:03")
     closed = review_feedback(conn, alarm_id, JIANGUAN, accept=True, comment="同意")
-    assert closed["disposition"] == "accepted" and closed["closed_at"] is not None
+    assert closed["disposition"] == "accepted"
+    assert closed["closed_at"] is not None
 
     history = feedback_of(conn, alarm_id)
     assert [(f["reason"], f["review"], f["attachment_name"]) for f in history] == [
@@ -198,14 +199,14 @@ def test_a_low_grade_alarm_closes_on_return_to_normal_unless_the_policy_asks_for
 
     strict = Policy(closure=Closure(feedback_required=[1, 2, 3]))
     with conn.transaction():
-        apply_transitions(conn, [Transition(lt, Condition.PREDICT, 1, int(T0.timestamp() * 1000) + 60_000, 1.0, 2.0)],
-                          strict)  # fmt: skip
+        ts = int(T0.timestamp() * 1000) + 60_000
+        apply_transitions(conn, [Transition(lt, Condition.PREDICT, 1, ts, 1.0, 2.0)], strict)
     again = alarm_of(conn, lt, "PREDICT")
     assert again["disposition"] == "due"
     acknowledge(conn, int(str(again["id"])), DUTY)
     with conn.transaction():
-        apply_transitions(conn, [Transition(lt, Condition.PREDICT, 0, int(T0.timestamp() * 1000) + 90_000, 1.0, 2.0)],
-                          strict)  # fmt: skip
+        ts = int(T0.timestamp() * 1000) + 90_000
+        apply_transitions(conn, [Transition(lt, Condition.PREDICT, 0, ts, 1.0, 2.0)], strict)
     assert alarm_of(conn, lt, "PREDICT")["closed_at"] is None
 
 
@@ -235,9 +236,9 @@ def test_the_database_allows_one_open_alarm_per_subject_and_condition(conn: Conn
     assert conn.execute("SELECT count(*) FROM alarms WHERE tag_id = %s", (lt,)).fetchone() == (1,)
     with pytest.raises(psycopg.errors.UniqueViolation):
         conn.execute(
-            "INSERT INTO alarms (tag_id, subject_kind, subject_id, enterprise_id, hazard_source_id, condition,"
-            " level, priority, state, active, raised_at) SELECT id, 'tag', id, enterprise_id, hazard_source_id,"
-            " 'HIGH', 1, 2, 'UNACK', true, now() FROM tags WHERE id = %s",
+            "INSERT INTO alarms (tag_id, subject_kind, subject_id, enterprise_id, hazard_source_id,"
+            " condition, level, priority, state, active, raised_at) SELECT id, 'tag', id, enterprise_id,"
+            " hazard_source_id, 'HIGH', 1, 2, 'UNACK', true, now() FROM tags WHERE id = %s",
             (lt,),
         )
 
@@ -291,7 +292,8 @@ def test_a_declared_suppression_masks_its_alarms_and_re_annunciates_those_still_
     condition(conn, other, 1, T0)
     with pytest.raises(InvalidTransition):
         declare_suppression(conn, hazard_source_id=source, equipment_id=None, reason_kind="maintenance",
-                            reason="x", starts_at=T0, ends_at=T0 - timedelta(hours=1), actor=QIYE, now=T0)  # fmt: skip
+                            reason="x", starts_at=T0, ends_at=T0 - timedelta(hours=1),
+                            actor=QIYE, now=T0)  # fmt: skip
     sid = declare_suppression(
         conn, hazard_source_id=source, equipment_id=None, reason_kind="maintenance",
         reason="1# 球罐检修", starts_at=T0, ends_at=T0 + timedelta(hours=4), actor=QIYE, now=T0,
