@@ -122,8 +122,8 @@ def parse_span(
     start: str | None, end: str | None, now: datetime, default: timedelta
 ) -> tuple[datetime, datetime]:
     """ISO 8601 times with a zone (``Z`` or an offset); by default the last ``default`` before now."""
-    until = _parse_time(end) if end else now
-    since = _parse_time(start) if start else until - default
+    until = parse_time(end) if end else now
+    since = parse_time(start) if start else until - default
     if since >= until:
         raise ValueError("'from' must be before 'to'")
     if until - since > MAX_SPAN:
@@ -131,7 +131,8 @@ def parse_span(
     return since, until
 
 
-def _parse_time(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time with a zone, in UTC; ValueError otherwise."""
     # a '+' of an offset arrives as a space when the caller did not percent-encode it
     moment = datetime.fromisoformat(_OFFSET_AS_SPACE.sub(r"+\1", text.strip()))
     if moment.tzinfo is None:
