@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
+from rules.composite import CODE, CompositeConfig, CompositeState, TagChanges, evaluate_composites
 from rules.limits import delayed, group_starts, high_levels, latch, low_levels, previous_in_group
-from rules.types import Condition, Transition
+from rules.types import Condition, Subject, Transition
 from rules.windows import History, evaluate_windows, frozen_levels
 
 # A transmitter reading beyond its range by more than NAMUR NE 43's measuring band
@@ -106,6 +107,7 @@ class EngineState:
     stale: npt.NDArray[np.int8]
     watched_from: npt.NDArray[np.int64]  # the clock tick from which silence counts (LONG_AGO: not yet)
     history: History  # valid readings inside each tag's window
+    composite: CompositeState = field(default_factory=lambda: CompositeState.empty(0, 0))
 
     _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "low_raw", "low_since", "roc",
                "frozen", "predict", "last_value", "last_move", "stale", "watched_from")  # fmt: skip
@@ -133,7 +135,7 @@ class EngineState:
 
     def copy(self) -> EngineState:
         arrays = {name: getattr(self, name).copy() for name in self._ARRAYS}
-        return EngineState(**arrays, history=self.history.copy())
+        return EngineState(**arrays, history=self.history.copy(), composite=self.composite.copy())
 
     def carry(self, i: int, into: EngineState, j: int) -> None:
         """Copy tag ``i``'s state into tag ``j`` of another state (after a reload of the ledger).
@@ -145,10 +147,13 @@ class EngineState:
 
 
 class RuleEngine:
-    def __init__(self, config: TagConfig) -> None:
+    def __init__(self, config: TagConfig, composites: CompositeConfig | None = None) -> None:
         self.config = config
+        self.composites = composites or CompositeConfig()
         self.state = EngineState.empty(config.size)
+        self.state.composite = CompositeState.empty(self.composites.groups, self.composites.sources)
         self._index_of = {int(t): i for i, t in enumerate(config.tag_id)}
+        self._changed: list[tuple[int, I64, I64, I8, I8]] = []  # the batch's tag changes (composites)
 
     def index_of(self, tag_id: int) -> int | None:
         return self._index_of.get(tag_id)
@@ -170,6 +175,23 @@ class RuleEngine:
                       Condition.PREDICT: st.predict, Condition.STALE: st.stale}  # fmt: skip
             levels[condition][i] = level
 
+    def seed_composite(self, subject: Subject, subject_id: int, level: int) -> None:
+        """Restore an active composite (a voting group's VOTE, a hazard source's SOURCE) after a restart."""
+        cfg, st = self.composites, self.state.composite
+        ids, levels = (cfg.vote_id, st.vote) if subject == Subject.VOTE_GROUP else (cfg.source_id, st.source)
+        levels[ids == subject_id] = level
+
+    def carry_composites(self, old: RuleEngine) -> None:
+        """Keep the composites' levels across a reload of the ledger (by voting group and hazard source)."""
+        for ids, levels, times, old_ids, old_levels, old_times in (
+            (self.composites.vote_id, self.state.composite.vote, self.state.composite.vote_ts,
+             old.composites.vote_id, old.state.composite.vote, old.state.composite.vote_ts),
+            (self.composites.source_id, self.state.composite.source, self.state.composite.source_ts,
+             old.composites.source_id, old.state.composite.source, old.state.composite.source_ts),
+        ):  # fmt: skip
+            _, mine, theirs = np.intersect1d(ids, old_ids, return_indices=True)
+            levels[mine], times[mine] = old_levels[theirs], old_times[theirs]
+
     def warm_up(self, idx: I64, ts: I64, values: F64, quality: npt.NDArray[np.int16]) -> None:
         """Rebuild what only history knows — raw levels and since when they hold (pending delays),
         last values, window histories — from readings already evaluated before a restart.
@@ -179,7 +201,8 @@ class RuleEngine:
         """
         self.evaluate(idx, ts, values, quality)
         st = self.state
-        for levels in (st.high, st.low, st.fault, st.roc, st.frozen, st.predict, st.stale):
+        for levels in (st.high, st.low, st.fault, st.roc, st.frozen, st.predict, st.stale, st.composite.vote,
+                       st.composite.source):  # fmt: skip
             levels[:] = 0
 
     @property
@@ -224,6 +247,7 @@ class RuleEngine:
         idx, ts, values, quality = idx[keep], ts[keep], values[keep], quality[keep]
         if idx.size == 0:
             return []
+        self._changed = []
         starts = group_starts(idx)
         valued = (quality <= _MAX_VALUED) & np.isfinite(values)
         span = cfg.range_high[idx] - cfg.range_low[idx]
@@ -266,8 +290,38 @@ class RuleEngine:
             for i, t in zip(idx[heard_again].tolist(), ts[heard_again].tolist(), strict=True)
         ]
         st.stale[idx[heard_again]] = 0
+        transitions += self._composite_transitions(int(ts.max()))
         transitions.sort(key=lambda t: t.ts_ms)
         return transitions
+
+    def _composite_transitions(self, newest_ts: int) -> list[Transition]:
+        """VOTE and SOURCE from the tags' levels after the batch and the batch's tag changes."""
+        cfg, st = self.composites, self.state
+        if not (cfg.groups or cfg.sources):
+            return []
+        parts = self._changed or [(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8),
+                                   np.zeros(0, np.int8))]  # fmt: skip
+        changes = TagChanges(
+            tag=np.concatenate([p[1] for p in parts]),
+            code=np.concatenate([np.full(p[1].size, p[0], np.int64) for p in parts]),
+            ts=np.concatenate([p[2] for p in parts]),
+            before=np.concatenate([p[3] for p in parts]),
+            after=np.concatenate([p[4] for p in parts]),
+        )
+        self._changed = []
+        levels = np.stack([st.high, st.low, st.fault, st.roc, st.frozen, st.predict], axis=1)
+        return [
+            Transition(
+                c.subject_id,
+                c.condition,
+                c.level,
+                c.ts_ms,
+                float(c.count),
+                float(c.threshold),
+                subject=c.subject,
+            )
+            for c in evaluate_composites(cfg, st.composite, levels, changes, newest_ts)
+        ]
 
     def _window_transitions(self, idx: I64, ts: I64, values: F64) -> list[Transition]:
         """ROC, FROZEN and PREDICT over the batch's valid readings (sorted by tag and time).
@@ -326,9 +380,14 @@ class RuleEngine:
     def _changes(self, condition: Condition, levels: I8, seed: I8, limits: F64 | None, starts: I64, idx: I64,
                  ts: I64, values: F64) -> list[Transition]:  # fmt: skip
         """Transitions where a condition's level differs from the tag's level before that reading."""
-        changed = np.flatnonzero(levels != previous_in_group(levels, seed, starts, idx))
+        before = previous_in_group(levels, seed, starts, idx)
+        changed = np.flatnonzero(levels != before)
         if not changed.size:
             return []
+        if condition in CODE:
+            self._changed.append(
+                (CODE[condition], idx[changed], ts[changed], before[changed], levels[changed])
+            )
         chosen = None if limits is None else limits[changed]
         return self._transitions(
             condition, idx[changed], levels[changed], ts[changed], values[changed], chosen

@@ -26,6 +26,7 @@ class Subject(StrEnum):
     CAMERA = "camera"
     HAZARD_SOURCE = "hazard_source"
     GATEWAY = "gateway"
+    VOTE_GROUP = "vote_group"  # a k-out-of-n voting group of tags (vote_groups.id)
 
 
 @dataclass(frozen=True, slots=True)

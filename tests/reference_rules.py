@@ -1,4 +1,4 @@
-"""A plain per-reading reference of the limit engine's semantics, for tests and benchmarks."""
+"""A plain per-reading reference of the rule engine's semantics, for tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from hazardwatch.quality import Quality
+from rules.composite import TAG_CONDITIONS, CompositeConfig
 from rules.engine import LONG_AGO, OVER_RANGE_SHARE, UNDER_RANGE_SHARE, TagConfig
 from rules.windows import PREDICT_MIN_POINTS, PREDICT_T
 
@@ -165,3 +166,51 @@ class Reference:
             out.append((tag_id, "FAULT", fault, ts))
         self.fault[i] = fault
         return heard_again + out
+
+
+@dataclass
+class CompositeReference:
+    """VOTE and SOURCE from a batch's tag transitions, one source time after another, plainly."""
+
+    cfg: CompositeConfig
+    tag_ids: list[int]
+    levels: dict[tuple[int, str], int] = field(default_factory=dict)  # (tag index, condition) → level
+    vote: dict[int, int] = field(default_factory=dict)
+    source: dict[int, int] = field(default_factory=dict)
+    changed_at: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def step(self, changes: list[tuple[int, str, int, int]]) -> list[tuple[str, int, str, int, int]]:
+        """``changes``: the batch's (tag id, condition, level, time); returns composite transitions
+        as (subject, subject id, condition, level, time)."""
+        cfg, out = self.cfg, []
+        index = {tag_id: i for i, tag_id in enumerate(self.tag_ids)}
+        for ts in sorted({t for _, _, _, t in changes}):
+            for tag_id, condition, level, t in changes:
+                if t == ts:
+                    self.levels[(index[tag_id], condition)] = level
+            for g in range(cfg.groups):
+                voted = "LOW" if cfg.vote_low[g] else "HIGH"
+                members = [int(t) for m, t in zip(cfg.member_group, cfg.member_tag, strict=True) if m == g]
+                at = [self.levels.get((m, voted), 0) for m in members]
+                k = int(cfg.vote_k[g])
+                level = 2 if sum(a >= 2 for a in at) >= k else (1 if sum(a >= 1 for a in at) >= k else 0)
+                out += self._change("vote_group", g, int(cfg.vote_id[g]), "VOTE", level, ts, self.vote)
+            for s in range(cfg.sources):
+                names = [str(c) for c, on in zip(TAG_CONDITIONS, cfg.source_conditions[s], strict=True) if on]
+                tags = [i for i in range(len(self.tag_ids)) if cfg.source_of(len(self.tag_ids))[i] == s]
+                active = sum(any(self.levels.get((i, c), 0) > 0 for c in names) for i in tags)
+                minimum = int(cfg.source_min_tags[s])
+                level = int(minimum > 0 and active >= minimum)
+                out += self._change(
+                    "hazard_source", s, int(cfg.source_id[s]), "SOURCE", level, ts, self.source
+                )
+        return out
+
+    def _change(self, subject: str, key: int, subject_id: int, condition: str, level: int, ts: int,
+                table: dict[int, int]) -> list[tuple[str, int, str, int, int]]:  # fmt: skip
+        if level == table.get(key, 0):
+            return []
+        table[key] = level
+        at = max(ts, self.changed_at.get((subject, key), ts))  # never before the previous change
+        self.changed_at[(subject, key)] = at
+        return [(subject, subject_id, condition, level, at)]

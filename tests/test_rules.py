@@ -9,9 +9,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rules.composite import CompositeConfig
 from rules.engine import RuleEngine, TagConfig
 from rules.types import Condition
-from tests.reference_rules import Reference
+from tests.reference_rules import CompositeReference, Reference
 
 LIMITS = [  # ll, l, h, hh, deadband, range
     (10.0, 15.0, 85.0, 90.0, 2.0, (0.0, 100.0)),
@@ -39,24 +40,31 @@ def config(in_service: list[bool] | None = None, delays: list[tuple[int, int]] |
 
 
 def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, float, int]]],
-                         ticks: list[int] | None = None) -> None:  # fmt: skip
-    """Batch by batch, the engine's transitions are the reference's, reading by reading; after each
-    batch the clock ticks (at the given times) when ``ticks`` are given."""
-    engine, ref = RuleEngine(cfg), Reference(cfg)
+                         ticks: list[int] | None = None, composites: CompositeConfig | None = None
+                         ) -> None:  # fmt: skip
+    """Batch by batch, the engine's transitions are the reference's, reading by reading (and its
+    composites', source time by source time); after each batch the clock ticks (at the given times)
+    when ``ticks`` are given."""
+    engine, ref = RuleEngine(cfg, composites), Reference(cfg)
+    composite_ref = CompositeReference(composites or CompositeConfig(), cfg.tag_id.tolist())
     for n, batch in enumerate(batches):
         if ticks is not None and n < len(ticks):
             got_tick = engine.tick(ticks[n])
             assert [(t.subject_id, str(t.condition), t.level, t.ts_ms) for t in got_tick] == ref.tick(
                 ticks[n]
             )
-        expected = []
+        tag_changes = []
         for i, ts, value, q in sorted(batch, key=lambda r: (r[0], r[1])):
-            expected += ref.step(i, ts, value, q)
+            tag_changes += ref.step(i, ts, value, q)
+        expected = [("tag", *change) for change in tag_changes] + composite_ref.step(tag_changes)
         arr = np.array(batch, dtype=np.float64).reshape(-1, 4)
         got = engine.evaluate(
             arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], arr[:, 3].astype(np.int16)
         )
-        assert sorted((t.subject_id, str(t.condition), t.level, t.ts_ms) for t in got) == sorted(expected)
+        assert sorted(
+            (str(t.subject), t.subject_id, str(t.condition), t.level, t.ts_ms) for t in got
+        ) == sorted(expected)
+        assert [t.ts_ms for t in got] == sorted(t.ts_ms for t in got)  # in time order
 
 
 reading = st.tuples(
