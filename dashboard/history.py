@@ -99,13 +99,14 @@ class HistoryQuery:
         if self.division:
             parts.append("e.division LIKE %s")
             params.append(self.division + "%")
-        for column, value in (
-            ("e.code", self.enterprise),
-            ("hs.code", self.hazard_source),
-            ("t.code", self.tag),
+        # codes resolve to ids first, so the (subject, raised_at) indexes serve the page
+        for column, table, value in (
+            ("a.enterprise_id", "enterprises", self.enterprise),
+            ("a.hazard_source_id", "hazard_sources", self.hazard_source),
+            ("a.tag_id", "tags", self.tag),
         ):
             if value:
-                parts.append(f"{column} = %s")
+                parts.append(f"{column} IN (SELECT id FROM {table} WHERE code = %s)")
                 params.append(value)
         for column, values in (
             ("a.priority", self.priorities),
