@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from dashboard import api_alarms, api_auth, middleware, pages
+from alarms.policy import DEFAULT, Policy
+from dashboard import api_alarms, api_auth, api_dangers, api_suppressions, api_workflow, middleware, pages
 from dashboard.auth import Authenticator
 from dashboard.context import AUTH, CONFIG, EXECUTOR, HUB, POOL, Config
 from dashboard.db import Pool
@@ -36,6 +37,23 @@ def _routes(app: web.Application) -> None:
     r.add_get("/api/v1/alarms", api_alarms.alarms_list)
     r.add_get(r"/api/v1/alarms/{alarm_id:\d+}", api_alarms.alarm_detail)
     r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/ack", api_alarms.alarm_ack)
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/shelve", api_workflow.alarm_shelve)
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/unshelve", api_workflow.alarm_unshelve)
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/feedback", api_workflow.feedback_file)
+    r.add_get(r"/api/v1/alarms/{alarm_id:\d+}/feedback", api_workflow.feedback_get)
+    r.add_get(
+        r"/api/v1/alarms/{alarm_id:\d+}/feedback/{feedback_id:\d+}/attachment",
+        api_workflow.feedback_attachment,
+    )
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/review", api_workflow.alarm_review)
+    r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/hidden-dangers", api_dangers.danger_open)
+    r.add_get("/api/v1/hidden-dangers", api_dangers.dangers_list)
+    r.add_get(r"/api/v1/hidden-dangers/{danger_id:\d+}", api_dangers.danger_get)
+    r.add_post(r"/api/v1/hidden-dangers/{danger_id:\d+}", api_dangers.danger_advance)
+    r.add_post("/api/v1/suppressions", api_suppressions.suppression_declare)
+    r.add_get("/api/v1/suppressions", api_suppressions.suppressions_list)
+    r.add_post(r"/api/v1/suppressions/{suppression_id:\d+}/end", api_suppressions.suppression_end)
+    r.add_post(r"/api/v1/tags/{tag_id:\d+}/service", api_suppressions.tag_set_service)
     r.add_get(r"/api/v1/tags/{tag_id:\d+}/trend", api_alarms.tag_trend)
     r.add_get("/api/v1/live", live_handler)
     r.add_static("/static/", STATIC, name="static", append_version=False)
@@ -65,15 +83,20 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 def create_app(
-    database_url: str, *, timezone: str = "Asia/Shanghai", secure_cookies: bool = False
+    database_url: str,
+    *,
+    timezone: str = "Asia/Shanghai",
+    secure_cookies: bool = False,
+    policy: Policy = DEFAULT,
 ) -> web.Application:
-    """The dashboard app. ``secure_cookies`` marks cookies Secure (always, when behind TLS)."""
+    """The dashboard app. ``secure_cookies`` marks cookies Secure (always, when behind TLS);
+    ``policy`` says who may shelve alarms, for how long, and which alarms need feedback."""
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise DashboardError(f"unknown time zone {timezone!r}") from err
     app = web.Application(middlewares=[middleware.errors, middleware.sessions], client_max_size=MAX_BODY)
-    app[CONFIG] = Config(database_url, timezone, secure_cookies)
+    app[CONFIG] = Config(database_url, timezone, secure_cookies, policy)
     _routes(app)
     app.cleanup_ctx.append(_services)
     app.on_shutdown.append(_close_sockets)
@@ -88,12 +111,13 @@ def serve(
     *,
     timezone: str = "Asia/Shanghai",
     secure_cookies: bool = False,
+    policy: Policy = DEFAULT,
 ) -> None:
     """Run the dashboard until SIGINT/SIGTERM, then close sockets, listener and pool cleanly.
 
     Set ``secure_cookies`` when a TLS-terminating proxy sits in front of plain HTTP.
     """
-    app = create_app(database_url, timezone=timezone, secure_cookies=secure_cookies)
+    app = create_app(database_url, timezone=timezone, secure_cookies=secure_cookies, policy=policy)
     logger.info("dashboard on http://%s:%s/ (times in %s)", host, port, timezone)
     web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10.0, handle_signals=True)
     logger.info("dashboard stopped")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from alarms.policy import DEFAULT, Policy
 from dashboard.auth import Authenticator
 from dashboard.db import Pool
 
@@ -20,6 +21,7 @@ class Config:
     database_url: str
     timezone: str = "Asia/Shanghai"
     secure_cookies: bool = False
+    policy: Policy = DEFAULT  # shelving roles and limits, closure rules
 
 
 CONFIG = web.AppKey("config", Config)

@@ -176,6 +176,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
+    from alarms.policy import load_policy
     from dashboard.app import serve
 
     logsetup.configure(settings.log_level, "dashboard")
@@ -184,6 +185,7 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
         args.host or settings.dashboard_host,
         args.port or settings.dashboard_port,
         timezone=settings.timezone,
+        policy=load_policy(args.policy or settings.policy),
     )
     return 0
 
@@ -372,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "database_url")
     p.add_argument("--host", help="listen address (default: $HW_DASHBOARD_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: $HW_DASHBOARD_PORT or 8080)")
+    p.add_argument("--policy", help="alarm policy file (who may shelve, closure); default $HW_POLICY")
 
     p = add("user", cmd_user_add, "manage dashboard users")
     user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")
