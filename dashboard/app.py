@@ -12,7 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from alarms.policy import DEFAULT, Policy
-from dashboard import api_alarms, api_auth, api_dangers, api_suppressions, api_workflow, middleware, pages
+from dashboard import (
+    api_admin,
+    api_alarms,
+    api_auth,
+    api_dangers,
+    api_history,
+    api_suppressions,
+    api_workflow,
+    middleware,
+    pages,
+)
 from dashboard.auth import Authenticator
 from dashboard.context import AUTH, CONFIG, EXECUTOR, HUB, POOL, Config
 from dashboard.db import Pool
@@ -55,6 +65,19 @@ def _routes(app: web.Application) -> None:
     r.add_post(r"/api/v1/suppressions/{suppression_id:\d+}/end", api_suppressions.suppression_end)
     r.add_post(r"/api/v1/tags/{tag_id:\d+}/service", api_suppressions.tag_set_service)
     r.add_get(r"/api/v1/tags/{tag_id:\d+}/trend", api_alarms.tag_trend)
+    r.add_get("/api/v1/tokens", api_admin.tokens_list)
+    r.add_post("/api/v1/tokens", api_admin.token_create)
+    r.add_post(r"/api/v1/tokens/{token_id:\d+}/revoke", api_admin.token_revoke)
+    r.add_get("/api/v1/admin/users", api_admin.users_list)
+    r.add_post("/api/v1/admin/users", api_admin.user_create)
+    r.add_post(r"/api/v1/admin/users/{user_id:\d+}/active", api_admin.user_set_active)
+    r.add_post(r"/api/v1/admin/users/{user_id:\d+}/password", api_admin.user_reset_password)
+    r.add_post(r"/api/v1/admin/users/{user_id:\d+}/role", api_admin.user_grant_role)
+    r.add_get("/api/v1/admin/tokens", api_admin.tokens_all)
+    r.add_post(r"/api/v1/admin/tokens/{token_id:\d+}/revoke", api_admin.token_revoke_any)
+    r.add_get("/api/v1/admin/audit", api_admin.audit_list)
+    r.add_get("/api/v1/history", api_history.history)
+    r.add_get("/api/v1/history.csv", api_history.history_csv)
     r.add_get("/api/v1/live", live_handler)
     r.add_static("/static/", STATIC, name="static", append_version=False)
 

@@ -32,7 +32,7 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 
 
-def _check_scope(role: Role, division: str, enterprise_code: str | None, national: bool) -> None:
+def check_scope(role: Role, division: str, enterprise_code: str | None, national: bool) -> None:
     if role == Role.ENTERPRISE:
         if not enterprise_code:
             raise UserError("an enterprise user must name its enterprise (enterprise code)")
@@ -77,7 +77,7 @@ def create_user(
         raise UserError("a username is 1-64 letters, digits or _ . @ - and starts with a letter or digit")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise UserError(f"the password must have {MIN_PASSWORD} to {MAX_PASSWORD} characters")
-    _check_scope(role_, division, enterprise_code, national)
+    check_scope(role_, division, enterprise_code, national)
     encoded = hash_password(password)
     with conn.transaction():
         enterprise_id: int | None = None
@@ -147,12 +147,20 @@ class Authenticator:
             raise LoginThrottled(self.throttle.retry_after(key))
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT id, password_hash, active FROM users WHERE username = %s", (username,)
+                "SELECT id, password_hash, active, role FROM users WHERE username = %s", (username,)
             )
             row = await cur.fetchone()
         encoded = str(row[1]) if row is not None else dummy_hash()
         ok = await self._verify(password[:MAX_PASSWORD], encoded)
-        reason = "unknown_user" if row is None else "inactive" if not row[2] else None
+        reason = (
+            "unknown_user"
+            if row is None
+            else "inactive"
+            if not row[2]
+            else "no_role"  # created by a system administrator, not yet granted a role
+            if row[3] is None
+            else None
+        )
         if not ok or reason is not None:
             self.throttle.failure(key)
             async with self.pool.connection() as conn:

@@ -12,7 +12,7 @@ from aiohttp.typedefs import Handler
 from dashboard.context import POOL
 from dashboard.errors import DatabaseUnavailable
 from dashboard.responses import NO_STORE, SESSION_KEY, ApiError, error_response
-from dashboard.sessions import COOKIE, resolve_session
+from dashboard.sessions import COOKIE, resolve_api_token, resolve_session
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,23 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 @web.middleware
 async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolve the session cookie; demand the session's CSRF token on state-changing API calls."""
+    """Resolve the API token (``Authorization: Bearer``) or the session cookie; demand the
+    session's CSRF token on a cookie session's state-changing API calls."""
     if request.path.startswith("/static/"):
         return await handler(request)
+    authorization = request.headers.get("Authorization", "")
     token = request.cookies.get(COOKIE)
     session = None
-    if token:
+    if authorization:
+        scheme, _, bearer = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not bearer.strip():
+            raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <API token>'")
+        async with request.app[POOL].connection() as conn:
+            session = await resolve_api_token(conn, bearer.strip())
+        if session is None:
+            raise ApiError(401, "unauthenticated", "the API token is unknown, expired or revoked")
+        request[SESSION_KEY] = session
+    elif token:
         async with request.app[POOL].connection() as conn:
             session = await resolve_session(conn, token)
         if session is not None:
@@ -83,6 +94,7 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
         request.method not in SAFE_METHODS
         and request.path.startswith(API)
         and request.path not in CSRF_EXEMPT
+        and not (session is not None and session.bearer)
     ):
         if session is None:
             raise ApiError(401, "unauthenticated", "log in first")
