@@ -141,6 +141,8 @@ _OWNER_SQL = {
     Subject.GATEWAY: "SELECT g.enterprise_id, NULL, NULL,"
     " coalesce((SELECT min(grade) FROM hazard_sources WHERE enterprise_id = g.enterprise_id), 4), true"
     " FROM gateways g WHERE g.id = %s",
+    Subject.VOTE_GROUP: "SELECT hs.enterprise_id, hs.id, v.equipment_id, hs.grade, v.in_service"
+    " FROM vote_groups v JOIN hazard_sources hs ON hs.id = v.hazard_source_id WHERE v.id = %s",
 }
 
 

@@ -14,6 +14,7 @@ import psycopg
 
 from hazardwatch.ledger import Enterprise, HazardSource, Plant
 from hazardwatch.ledger.models import Tag
+from ingest.composites import sync_composites
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                      *tag.effective_delays_s, *_window_settings(tag), tag.effective_stale_after_s(poll)),
                 )  # fmt: skip
                 kept.append(tag.code)
+        sync_composites(conn, enterprise_id, source_id, source)
     retired = conn.execute(
         "UPDATE tags SET in_service = false, oos_reason = %s, oos_by = 'ledger', oos_at = now()"
         " WHERE enterprise_id = %s AND in_service AND NOT (code = ANY(%s))",

@@ -24,6 +24,7 @@ from hazardwatch.clock import Clock, SystemClock, utc_from_ms
 from hazardwatch.errors import WireError
 from hazardwatch.quality import VALUED_QUALITIES
 from ingest import deadletters
+from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
@@ -108,7 +109,7 @@ class Pipeline:
             conn.rollback()
             return
         index = TagIndex.load(conn)
-        engine = RuleEngine(index.config)
+        engine = RuleEngine(index.config, index.composites)
         if self._engine is not None:
             _carry_state(self._engine, engine)
         else:
@@ -116,6 +117,8 @@ class Pipeline:
             for tag_id, condition, level, active in open_alarm_levels(conn):
                 if active:
                     engine.seed(tag_id, Condition(condition), level)
+            for subject, subject_id, level in open_composite_levels(conn):
+                engine.seed_composite(subject, subject_id, level)
         conn.rollback()
         self._index, self._engine = index, engine
         logger.info("tag index loaded: %d tags", index.config.size)
@@ -363,3 +366,4 @@ def _carry_state(old: RuleEngine, new: RuleEngine) -> None:
         if j is None:
             continue
         old.state.carry(i, new.state, j)
+    new.carry_composites(old)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import psycopg
 
+from ingest.composites import load_composites
+from rules.composite import CompositeConfig
 from rules.engine import TagConfig
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -45,6 +47,7 @@ class TagIndex:
     gateways: dict[tuple[str, str], int]
     config: TagConfig
     version: str
+    composites: CompositeConfig = field(default_factory=CompositeConfig)  # voting groups, source warnings
 
     @classmethod
     def load(cls, conn: Conn) -> TagIndex:
@@ -53,7 +56,7 @@ class TagIndex:
         gateway_rows = conn.execute(
             "SELECT e.code, g.code, g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id"
         ).fetchall()
-        version_row = conn.execute("SELECT max(updated_at)::text, count(*) FROM tags").fetchone()
+        version_row = conn.execute(_VERSION).fetchone()
         config = TagConfig(
             tag_id=np.array([r[0] for r in rows], dtype=np.int64),
             ll=np.array([_float(r[3]) for r in rows], dtype=np.float64),
@@ -80,8 +83,15 @@ class TagIndex:
             gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
             config=config,
             version=str(version_row),
+            composites=load_composites(conn, {int(str(r[0])): i for i, r in enumerate(rows)}),
         )
 
     @staticmethod
     def current_version(conn: Conn) -> str:
-        return str(conn.execute("SELECT max(updated_at)::text, count(*) FROM tags").fetchone())
+        return str(conn.execute(_VERSION).fetchone())
+
+
+_VERSION = (
+    "SELECT max(updated_at)::text, count(*), (SELECT max(updated_at)::text FROM vote_groups),"
+    " (SELECT max(updated_at)::text FROM hazard_sources) FROM tags"
+)

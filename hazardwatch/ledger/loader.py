@@ -29,7 +29,9 @@ def _node_at(root: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
-_CODE_IN_MESSAGE = re.compile(r"^(?:tag (?P<tag>[^:\s]+):|duplicate [a-z ]+ '(?P<dup>[^']+)')")
+_CODE_IN_MESSAGE = re.compile(
+    r"^(?:(?:tag|voting group) (?P<tag>[^:\s]+):|duplicate [a-z ]+ '(?P<dup>[^']+)')"
+)
 
 
 def _nodes_with_code(node: yaml.Node, code: str) -> list[yaml.Node]:
@@ -68,8 +70,13 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_model_text(text: str, model: type[M], source: str, what: str) -> M:
-    """Parse and validate a YAML document as ``model``; ConfigError lists every problem with its line."""
+def load_model_text(
+    text: str, model: type[M], source: str, what: str, context: dict[str, object] | None = None
+) -> M:
+    """Parse and validate a YAML document as ``model``; ConfigError lists every problem with its line.
+
+    ``context`` reaches the model's validators (e.g. the plant a rules file refers to).
+    """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -80,7 +87,7 @@ def load_model_text(text: str, model: type[M], source: str, what: str) -> M:
     if root is None or not isinstance(data, dict):
         raise ConfigError(f"{source}:1: {what} must be a mapping")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as err:
         lines = []
         for error in err.errors():
@@ -91,14 +98,14 @@ def load_model_text(text: str, model: type[M], source: str, what: str) -> M:
         raise ConfigError("\n".join(lines)) from err
 
 
-def load_model(path: str | Path, model: type[M], what: str) -> M:
+def load_model(path: str | Path, model: type[M], what: str, context: dict[str, object] | None = None) -> M:
     """Read and validate a YAML file as ``model``."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
-    return load_model_text(text, model, str(path), what)
+    return load_model_text(text, model, str(path), what, context)
 
 
 def load_plant_text(text: str, source: str = "<devices>") -> Plant:

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hazardwatch.ledger import chemicals, gas
+from hazardwatch.ledger.composites import SourceWarning, VotingGroup
 from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
@@ -386,6 +387,28 @@ class HazardSource(_Model):
     chemicals: list[ChemicalHolding] = Field(min_length=1)
     responsibles: Responsibles
     equipment: list[Equipment] = Field(default_factory=list)
+    voting: list[VotingGroup] = Field(default_factory=list, description="k-out-of-n voting groups (VOTE)")
+    source_warning: SourceWarning | None = Field(
+        default_factory=SourceWarning, description="hazard-source warning (SOURCE); null turns it off"
+    )
+
+    @model_validator(mode="after")
+    def _voting_tags(self) -> Self:
+        _unique("voting group code", (g.code for g in self.voting))
+        tags = {t.code: t for e in self.equipment for t in e.tags}
+        for group in self.voting:
+            for code in group.tags:
+                tag = tags.get(code)
+                if tag is None:
+                    raise ValueError(
+                        f"voting group {group.code}: tag {code} is not in hazard source {self.code}"
+                    )
+                lim = tag.effective_limits
+                first, second = (lim.h, lim.hh) if group.condition == "HIGH" else (lim.l, lim.ll)
+                if first is None and second is None:
+                    side = "H/HH" if group.condition == "HIGH" else "L/LL"
+                    raise ValueError(f"voting group {group.code}: tag {code} has no {side} limit to vote on")
+        return self
 
     def grade(self) -> GradeResult:
         return grade_hazard_source((c.holding() for c in self.chemicals), self.people_within_500m)
