@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from alarms.workflow_policy import Escalation, Notifications
 from hazardwatch.ledger.loader import load_model
 
 Priority = Literal[1, 2, 3]
@@ -98,6 +99,8 @@ class Policy(_Model):
     grading: Grading = Field(default_factory=Grading)
     shelving: Shelving = Field(default_factory=Shelving)
     closure: Closure = Field(default_factory=Closure)
+    escalation: Escalation = Field(default_factory=Escalation)
+    notifications: Notifications = Field(default_factory=Notifications)
 
     @model_validator(mode="after")
     def _sane(self) -> Policy:
