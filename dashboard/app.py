@@ -20,7 +20,9 @@ from dashboard import (
     api_history,
     api_suppressions,
     api_workflow,
+    metrics,
     middleware,
+    openapi,
     pages,
 )
 from dashboard.auth import Authenticator
@@ -79,6 +81,8 @@ def _routes(app: web.Application) -> None:
     r.add_get("/api/v1/history", api_history.history)
     r.add_get("/api/v1/history.csv", api_history.history_csv)
     r.add_get("/api/v1/live", live_handler)
+    r.add_get("/metrics", metrics.metrics)
+    r.add_get("/api/v1/openapi.json", openapi.openapi)
     r.add_static("/static/", STATIC, name="static", append_version=False)
 
 
@@ -118,7 +122,10 @@ def create_app(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as err:
         raise DashboardError(f"unknown time zone {timezone!r}") from err
-    app = web.Application(middlewares=[middleware.errors, middleware.sessions], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[metrics.count_requests, middleware.errors, middleware.sessions], client_max_size=MAX_BODY
+    )
+    app[metrics.STATS] = metrics.HttpStats()
     app[CONFIG] = Config(database_url, timezone, secure_cookies, policy)
     _routes(app)
     app.cleanup_ctx.append(_services)
