@@ -537,19 +537,46 @@ def end_suppression(conn: Conn, suppression_id: int, actor: Actor, policy: Polic
     with conn.transaction():
         row = conn.execute(
             "UPDATE suppressions SET ended_at = now(), ended_by = %s WHERE id = %s AND ended_at IS NULL"
-            " RETURNING id",
+            " RETURNING ended_at",
             (actor.name, suppression_id),
         ).fetchone()
         if row is None:
             raise InvalidTransition(f"suppression {suppression_id} is not in force")
-        return _unmask_where(
-            conn,
-            "a.suppression_id = %s AND a.state = 'SUPPRESSED'",
+        assert isinstance(row[0], datetime)  # noqa: S101 - timestamptz
+        return _release_suppression(conn, suppression_id, row[0], actor, "suppression ended", policy)
+
+
+def _release_suppression(
+    conn: Conn, suppression_id: int, at: datetime, actor: Actor, comment: str, policy: Policy
+) -> int:
+    """Release the alarms of a suppression that ended at ``at``; returns how many re-annunciated.
+
+    An alarm another declared suppression still covers (overlapping maintenance and start-up)
+    moves to that one and stays SUPPRESSED: it is released when the last one ends."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT * FROM alarms a WHERE a.suppression_id = %s AND a.state = 'SUPPRESSED'"
+            " ORDER BY a.id FOR UPDATE",
             (suppression_id,),
-            actor,
-            "suppression ended",
-            policy,
+        ).fetchall()
+    released = 0
+    for row in rows:
+        source, equipment = row["hazard_source_id"], row["equipment_id"]
+        where = _Owner(  # the grade plays no part in finding a suppression
+            _int(row["enterprise_id"]),
+            None if source is None else _int(source),
+            None if equipment is None else _int(equipment),
+            4,
         )
+        other = _suppression_at(conn, where, at)
+        if other is not None:
+            conn.execute(
+                "UPDATE alarms SET suppression_id = %s, updated_at = now() WHERE id = %s", (other, row["id"])
+            )
+            continue
+        _unmask(conn, row, actor, comment, policy)
+        released += 1
+    return released
 
 
 def set_tag_service(
@@ -603,14 +630,7 @@ def expire(conn: Conn, now: datetime, policy: Policy = DEFAULT) -> int:
             (now,),
         ).fetchall()
         for (sid,) in ended:
-            moved += _unmask_where(
-                conn,
-                "a.suppression_id = %s AND a.state = 'SUPPRESSED'",
-                (sid,),
-                WORKFLOW,
-                "suppression period over",
-                policy,
-            )
+            moved += _release_suppression(conn, _int(sid), now, WORKFLOW, "suppression period over", policy)
         starting = conn.execute(
             "SELECT id FROM suppressions WHERE ended_at IS NULL AND applied_at IS NULL AND starts_at <= %s"
             " AND ends_at > %s ORDER BY id FOR UPDATE",

@@ -726,3 +726,40 @@ async def test_two_users_acknowledge_one_alarm_at_once(seeded: Seeded) -> None:
     winner = next(body for status, body in results if status == 200)["alarm"]["acked_by"]
     acks = [(a, who) for a, who, _ in actions(seeded.url, alarm_id) if a == "ack"]
     assert acks == [("ack", winner)]
+
+
+async def test_overlapping_suppressions_release_when_the_last_one_ends(seeded: Seeded) -> None:
+    alarm_id = raise_alarm(seeded.url, seeded.tags[f"{HOME}/LT101"])
+    source = hazard_source_id(seeded.url, "HS330110001-01")
+    now = datetime.now(BEIJING)
+    async with running(seeded.url) as (server, _), clients(server, "qiye") as users:
+        qiye = users["qiye"]
+        status, first = await qiye.call(
+            "POST",
+            "/api/v1/suppressions",
+            {"hazard_source_id": source, "reason_kind": "maintenance", "reason": "罐区检修",
+             "ends_at": (now + timedelta(hours=2)).isoformat()},
+        )  # fmt: skip
+        assert (status, first["suppression"]["suppressed"]) == (201, 1)
+        status, second = await qiye.call(
+            "POST",
+            "/api/v1/suppressions",
+            {"hazard_source_id": source, "equipment_code": "T101", "reason_kind": "startup",
+             "reason": "1# 球罐开车", "ends_at": (now + timedelta(hours=5)).isoformat()},
+        )  # fmt: skip
+        assert status == 201
+        status, ended = await qiye.call("POST", f"/api/v1/suppressions/{first['suppression']['id']}/end")
+        assert (status, ended["released"]) == (200, 0)  # the start-up still covers it
+        _, body = await qiye.call("GET", f"/api/v1/alarms/{alarm_id}")
+        assert (body["alarm"]["state"], body["alarm"]["suppression_id"]) == (
+            "SUPPRESSED",
+            second["suppression"]["id"],
+        )
+    with psycopg.connect(seeded.url) as conn:
+        assert expire(conn, datetime.now(UTC) + timedelta(hours=6)) == 1  # the start-up period is over
+    assert actions(seeded.url, alarm_id) == [
+        ("raise", "system", "rules"),
+        ("suppress", "qiye", "enterprise"),
+        ("unsuppress", "system", "workflow"),
+    ]
+    assert one(seeded.url, "SELECT state FROM alarms WHERE id = %s", alarm_id) == ("UNACK",)
