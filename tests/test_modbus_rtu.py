@@ -126,6 +126,8 @@ def test_the_default_frame_gap_is_three_and_a_half_characters(line: str, gap_ms:
         ("port: /dev/ttyUSB0, parity: X", "parity"),
         ("port: /dev/ttyUSB0, inter_frame_gap_ms: -1", "inter_frame_gap_ms"),
         ("port: /dev/ttyUSB0, baudrate: 19200", "disagree on the line settings"),  # rtu-a is at 9600
+        ("port: /dev/ttyUSB0, unit_id: 5", "unit 5 on /dev/ttyUSB0 of gateway gw1 is already device rtu-a"),
+        ("port: /dev/ttyUSB1, unit_id: 5", None),  # the same address on another bus
     ],
 )
 def test_the_ledger_checks_serial_devices(device: str, error: str | None) -> None:

@@ -560,13 +560,23 @@ class Enterprise(_Model):
         _unique("gateway id", (g.id for g in self.gateways))
         devices = {d.id: d for g in self.gateways for d in g.devices}
         _unique("device id", (d.id for g in self.gateways for d in g.devices))
-        lines: dict[str, tuple[object, ...]] = {}
-        for rtu in (d for g in self.gateways for d in g.devices if isinstance(d, ModbusRtuDevice)):
-            line = (rtu.baudrate, rtu.parity, rtu.stopbits, rtu.bytesize)
-            if lines.setdefault(rtu.port, line) != line:
-                raise ValueError(
-                    f"device {rtu.id}: the RTU devices on {rtu.port} disagree on the line settings"
-                )
+        # a serial port belongs to one gateway's machine: the devices on it share one bus
+        lines: dict[tuple[str, str], tuple[object, ...]] = {}
+        units: dict[tuple[str, str, int], str] = {}
+        for gateway in self.gateways:
+            for rtu in (d for d in gateway.devices if isinstance(d, ModbusRtuDevice)):
+                line = (rtu.baudrate, rtu.parity, rtu.stopbits, rtu.bytesize)
+                if lines.setdefault((gateway.id, rtu.port), line) != line:
+                    raise ValueError(
+                        f"device {rtu.id}: the RTU devices on {rtu.port} of gateway {gateway.id}"
+                        " disagree on the line settings"
+                    )
+                other = units.setdefault((gateway.id, rtu.port, rtu.unit_id), rtu.id)
+                if other != rtu.id:
+                    raise ValueError(
+                        f"device {rtu.id}: unit {rtu.unit_id} on {rtu.port} of gateway {gateway.id}"
+                        f" is already device {other} (one address per unit on a bus)"
+                    )
         _unique("hazard source code", (h.code for h in self.hazard_sources))
         _unique("equipment code", (e.code for h in self.hazard_sources for e in h.equipment))
         _unique("tag code", (t.code for _, _, t in self.iter_tags()))
