@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 
+from bench.scratch import scratch_database
 from hazardwatch.ledger import load_plant
 from ingest.backtest import backtest
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from ingest.storage import write_readings
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SAMPLE = "devices.yaml"
 
 
@@ -34,15 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--hours", type=float, default=6, help="hours of 1 Hz history per tag")
     args = parser.parse_args(argv)
-    name = f"hw_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database() as url:
         run(url, args.hours)
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
 
 
 def run(url: str, hours: float) -> None:

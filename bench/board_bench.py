@@ -22,7 +22,6 @@ import asyncio
 import json
 import statistics
 import time
-import uuid
 from pathlib import Path
 
 import aiohttp
@@ -31,6 +30,7 @@ from aiohttp import web
 from playwright.async_api import async_playwright
 
 from alarms.store import apply_transitions
+from bench.scratch import scratch_database
 from dashboard.app import create_app
 from dashboard.auth import create_user
 from hazardwatch.ledger import load_plant
@@ -38,7 +38,6 @@ from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from rules.types import Condition, Transition
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -70,11 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(CHROMIUM).exists():
         print("board bench skipped: Debian's chromium is not at /usr/bin/chromium")
         return
-    name = f"hw_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database() as url:
         migrate(url)
         with psycopg.connect(url) as conn:
             sync_ledger(conn, load_plant("devices.yaml"))
@@ -82,9 +77,6 @@ def main(argv: list[str] | None = None) -> None:
             conn.commit()
             tags = [int(str(r[0])) for r in conn.execute("SELECT id FROM tags ORDER BY id").fetchall()]
         asyncio.run(measure(url, tags, args.rounds))
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
 
 
 def _raise(url: str, tag_id: int, condition: Condition) -> int:

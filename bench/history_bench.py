@@ -19,17 +19,16 @@ import asyncio
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from bench.scratch import scratch_database
 from dashboard.history import HistoryQuery, count, search
 from dashboard.scope import Principal, Role
 from ingest.migrate import migrate
 
-ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 COUNTIES = [f"3301{n:02d}" for n in (2, 5, 6, 8, 9, 10, 11, 12, 13, 22, 27)]
 END = datetime(2026, 12, 1, tzinfo=UTC)
 PAGE = 50
@@ -43,19 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--enterprises", type=int, default=200, help="enterprises in the province")
     parser.add_argument("--repeat", type=int, default=30, help="runs of each query")
     args = parser.parse_args(argv)
-    name = f"hw_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"'.encode())
-    url = ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database() as url:
         began = time.perf_counter()
         generate(url, args.alarms, args.enterprises)
         took = time.perf_counter() - began
         print(f"generated {args.alarms:,} alarms of {args.enterprises} enterprises in {took:.1f} s")
         asyncio.run(measure(url, args.repeat, args.enterprises))
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)'.encode())
 
 
 def generate(url: str, alarms: int, enterprises: int) -> None:

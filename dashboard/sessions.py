@@ -57,8 +57,13 @@ async def resolve_session(conn: AsyncConn, token: str) -> Session | None:
     row = await cur.fetchone()
     if row is None:
         return None
-    user_id, username, role, division, enterprise_id, display_name, csrf = row
-    principal = Principal(
+    return Session(_principal(row[:6]), str(row[6]), digest)
+
+
+def _principal(row: tuple[object, ...]) -> Principal:
+    """The principal of a (id, username, role, division, enterprise_id, display_name) row."""
+    user_id, username, role, division, enterprise_id, display_name = row
+    return Principal(
         user_id=int(str(user_id)),
         username=str(username),
         role=Role(str(role)),
@@ -66,7 +71,6 @@ async def resolve_session(conn: AsyncConn, token: str) -> Session | None:
         enterprise_id=None if enterprise_id is None else int(str(enterprise_id)),
         display_name=str(display_name),
     )
-    return Session(principal, str(csrf), digest)
 
 
 async def delete_session(conn: AsyncConn, digest: bytes) -> None:
@@ -104,13 +108,4 @@ async def resolve_api_token(conn: AsyncConn, token: str) -> Session | None:
     row = await cur.fetchone()
     if row is None:
         return None
-    user_id, username, role, division, enterprise_id, display_name = row
-    principal = Principal(
-        user_id=int(str(user_id)),
-        username=str(username),
-        role=Role(str(role)),
-        division=str(division),
-        enterprise_id=None if enterprise_id is None else int(str(enterprise_id)),
-        display_name=str(display_name),
-    )
-    return Session(principal, "", digest, bearer=True)
+    return Session(_principal(row), "", digest, bearer=True)
