@@ -52,13 +52,15 @@ def too_large() -> ApiError:
 
 
 def clean_name(filename: str | None) -> str:
-    """The last path component, without control characters or quotes, at most 200 characters.
+    """An uploaded file's name, percent escapes decoded: browsers escape quotes and line breaks
+    that way (HTML's multipart encoding), aiohttp and others escape every non-ASCII byte."""
+    return safe_name(unquote(filename or ""))
 
-    Percent escapes are decoded: browsers escape quotes and line breaks that way (HTML's
-    multipart encoding), aiohttp and others escape every non-ASCII byte."""
-    name = re.split(r"[\\/]", unquote(filename or ""))[-1]
-    name = _UNSAFE_NAME.sub("", name).strip()
-    return name[:MAX_NAME] or "attachment"
+
+def safe_name(name: str) -> str:
+    """The last path component, without control characters or quotes, at most 200 characters."""
+    last = re.split(r"[\\/]", name)[-1]
+    return _UNSAFE_NAME.sub("", last).strip()[:MAX_NAME] or "attachment"
 
 
 def clean_type(content_type: str | None) -> str:
@@ -116,7 +118,7 @@ async def read_feedback_form(request: web.Request) -> tuple[dict[str, str], Atta
 
 def download(name: str, content_type: str | None, data: bytes) -> web.Response:
     """An attachment as a download: never rendered in the app's origin."""
-    stored = clean_type(content_type)
+    stored, name = clean_type(content_type), safe_name(name)  # whoever stored it
     fallback = name.encode("ascii", "replace").decode("ascii").replace("?", "_").replace("\\", "_")
     disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
     return web.Response(
