@@ -18,6 +18,7 @@ from pathlib import Path
 from hazardwatch import __version__, logsetup
 from hazardwatch.errors import ConfigError, HazardWatchError
 from hazardwatch.ledger import Plant, load_plant
+from hazardwatch.ledger.rulesfile import with_rules
 from hazardwatch.settings import ENV_DOC, Settings, parse_host_port
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,19 @@ def _plant(args: argparse.Namespace, settings: Settings) -> Plant:
     return load_plant(args.devices or settings.devices)
 
 
+def _ruled_plant(args: argparse.Namespace, settings: Settings) -> Plant:
+    """The devices file with the rules file's settings over it (``--rules`` or $HW_RULES), if any."""
+    return with_rules(_plant(args, settings), args.rules or settings.rules)
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     plant = load_plant(args.file)
     tags = sum(1 for _ in plant.iter_tags())
     print(f"{args.file}: OK — {len(plant.enterprises)} enterprises, {tags} tags")
+    rules = args.rules or settings.rules
+    if rules:
+        plant = with_rules(plant, rules)
+        print(f"{rules}: OK — the rules below are the devices file's with the rules file's over them")
     for enterprise in plant.enterprises:
         for source in enterprise.hazard_sources:
             g = source.grade()
@@ -45,6 +55,13 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 f"  {enterprise.code} {source.code} {source.name}: S={g.s:.2f} α={g.alpha} "
                 f"R={g.r:.2f} → {g.grade_name} ({major})"
             )
+            for group in source.voting:
+                print(f"    voting {group.code}: {group.k} of {' '.join(group.tags)} on {group.condition}")
+            if source.source_warning is not None:
+                warning = source.source_warning
+                print(
+                    f"    hazard-source warning: {warning.min_tags} tags with {'/'.join(warning.conditions)}"
+                )
     findings = [
         f"  {enterprise.code} {tag.code} ({tag.name}): {finding}"
         for enterprise, _, _, tag in plant.iter_tags()
@@ -66,7 +83,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     backend, applied = migrate(url)
     print(f"storage backend: {backend}; applied {len(applied)} migrations {' '.join(applied)}".rstrip())
     if args.devices or args.sync:
-        _sync(url, _plant(args, settings))
+        _sync(url, _ruled_plant(args, settings))
     return 0
 
 
@@ -162,7 +179,9 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     logsetup.configure(settings.log_level, "ingest")
     url = args.database_url or settings.database_url
     policy = load_policy(args.policy or settings.policy)
-    plant = None if args.no_sync else _plant(args, settings)
+    if args.no_sync and args.rules:
+        raise ConfigError("--rules takes effect through the ledger sync: drop --no-sync")
+    plant = None if args.no_sync else _ruled_plant(args, settings)
     enterprises = [e for e in (args.enterprises or "").split(",") if e]
     serve(
         url,
@@ -264,19 +283,24 @@ def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError(f"--from/--to must be ISO 8601 times: {err}") from err
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ConfigError("--from and --to need a time zone (e.g. +08:00 or Z), and --from must come first")
-    plant = _plant(args, settings)
+    plant = _ruled_plant(args, settings)
     with connect(args.database_url or settings.database_url) as conn:
         report = backtest(conn, plant, start, end)
-    print(f"backtest of {args.devices or settings.devices} from {start.isoformat()} to {end.isoformat()}")
+    rules = args.rules or settings.rules
+    ruled = f" with {rules}" if rules else ""
+    print(
+        f"backtest of {args.devices or settings.devices}{ruled} from {start.isoformat()} to {end.isoformat()}"
+    )
     print(f"  {report.readings:,} readings in {report.seconds:.2f} s ({report.rate:,.0f} readings/s)")
     rows = report.rows()
     if not rows:
         print("  no alarm raised, and none would be")
-    print(f"  {'enterprise':<12} {'tag':<10} {'condition':<9} {'raised':>7} {'would':>7} {'change':>7}")
-    for (enterprise, tag, condition), raised, would in rows:
-        print(f"  {enterprise:<12} {tag:<10} {condition:<9} {raised:>7} {would:>7} {would - raised:>+7}")
+    # the subject: a tag, a voting group (VOTE) or a hazard source (SOURCE)
+    print(f"  {'enterprise':<12} {'subject':<14} {'condition':<9} {'raised':>7} {'would':>7} {'change':>7}")
+    for (enterprise, code, condition), raised, would in rows:
+        print(f"  {enterprise:<12} {code:<14} {condition:<9} {raised:>7} {would:>7} {would - raised:>+7}")
     total_raised, total_would = sum(r for _, r, _ in rows), sum(w for _, _, w in rows)
-    print(f"  {'total':<33} {total_raised:>7} {total_would:>7} {total_would - total_raised:>+7}")
+    print(f"  {'total':<37} {total_raised:>7} {total_would:>7} {total_would - total_raised:>+7}")
     return 0
 
 
@@ -285,6 +309,7 @@ def _common(parser: argparse.ArgumentParser, *names: str) -> None:
         "devices": ("--devices", "devices file (default: $HW_DEVICES or devices.yaml)"),
         "database_url": ("--database-url", "database URL (default: $HW_DATABASE_URL)"),
         "mqtt_url": ("--mqtt-url", "MQTT broker URL (default: $HW_MQTT_URL)"),
+        "rules": ("--rules", "rules file over the devices file's rule settings (default: $HW_RULES)"),
     }
     for name in names:
         flag, doc = flags[name]
@@ -315,12 +340,19 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "devices")
     p.add_argument("--port", type=int, help="dashboard port (default: $HW_DASHBOARD_PORT or 8080)")
 
-    p = add("check", cmd_check, "validate a devices file; errors come with YAML line numbers")
+    p = add(
+        "check",
+        cmd_check,
+        "validate a devices file (and a rules file over it); errors come with YAML line numbers",
+    )
     p.add_argument("file", type=Path, help="the devices file, e.g. devices.yaml")
+    _common(p, "rules")
 
     p = add("migrate", cmd_migrate, "create the database if needed and bring its schema up to date")
-    _common(p, "database_url", "devices")
-    p.add_argument("--sync", action="store_true", help="also synchronize the ledger from the devices file")
+    _common(p, "database_url", "devices", "rules")
+    p.add_argument(
+        "--sync", action="store_true", help="also synchronize the ledger from the devices (and rules) file"
+    )
 
     p = add("simulate", cmd_simulate, "run the plant simulators, or drive the running ones into a scenario")
     _common(p, "devices")
@@ -362,12 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_push.add_argument("--gateway", help="only this gateway")
 
     p = add("ingest", cmd_ingest, "run an ingest worker: MQTT → readings, dead letters, rules and alarms")
-    _common(p, "devices", "database_url", "mqtt_url")
+    _common(p, "devices", "database_url", "mqtt_url", "rules")
     p.add_argument("--enterprises", help="comma-separated enterprise codes this worker owns (default: all)")
     p.add_argument("--worker-id", default="1", help="worker id, part of the MQTT client id (default: 1)")
     p.add_argument("--policy", help="alarm policy file (grading, shelving, closure); default $HW_POLICY")
     p.add_argument(
-        "--no-sync", action="store_true", help="do not synchronize the ledger from the devices file"
+        "--no-sync",
+        action="store_true",
+        help="do not synchronize the ledger from the devices file (nor apply a rules file)",
     )
 
     p = add("dashboard", cmd_dashboard, "run the web dashboard (alarm board, API, live push)")
@@ -411,13 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
     rules_sub = p.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
     p_bt = rules_sub.add_parser(
         "backtest",
-        help="the alarms a devices file's rules would have raised over stored readings, against those raised",
-        description="run the rules of a devices file (e.g. with a changed limit) over the readings stored "
-        "between --from and --to and compare the alarms they would raise with those actually raised "
-        "(STALE is left out: it needs the clock of the time); nothing is written",
+        help="the alarms a devices file's rules (with a rules file over them) would have raised over "
+        "stored readings, against those raised",
+        description="run the rules of a devices file, with a rules file's changes over them (e.g. a tuned "
+        "limit, a voting group), over the readings stored between --from and --to and compare the alarms "
+        "they would raise, composites included, with those actually raised (STALE is left out: it needs "
+        "the clock of the time); nothing is written",
     )
     p_bt.set_defaults(handler=cmd_rules_backtest)
-    _common(p_bt, "devices", "database_url")
+    _common(p_bt, "devices", "database_url", "rules")
     p_bt.add_argument("--from", dest="start", required=True, help="start, ISO 8601 with a zone")
     p_bt.add_argument("--to", dest="end", required=True, help="end, ISO 8601 with a zone")
     return parser

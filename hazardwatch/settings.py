@@ -25,6 +25,7 @@ ENV_DOC: dict[str, str] = {
     "HW_RETAIN_1M_DAYS": "days the 1-minute rollups are kept (default 400)",
     "HW_RETAIN_1H_DAYS": "days the 1-hour rollups are kept (default 3650)",
     "HW_POLICY": "alarm policy file: grading, shelving, closure (default: none, the built-in defaults)",
+    "HW_RULES": "rules file: rule settings over the devices file's, e.g. a tuned limit (default: none)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }
 
@@ -101,6 +102,7 @@ class Settings:
     log_level: str = "INFO"
     agent_metrics: str = "127.0.0.1:9108"
     policy: str = ""  # the alarm policy file; "" = built-in defaults
+    rules: str = ""  # the rules file; "" = the devices file's rules alone
 
     @property
     def mqtt(self) -> MqttAddress:
@@ -126,4 +128,5 @@ class Settings:
             log_level=env.get("HW_LOG_LEVEL", base.log_level).upper(),
             agent_metrics=env.get("HW_AGENT_METRICS", base.agent_metrics),
             policy=env.get("HW_POLICY", base.policy),
+            rules=env.get("HW_RULES", base.rules),
         )

@@ -5,7 +5,9 @@ it would have done over last month before applying it. The readings come out of 
 binary COPY, a day at a time, straight into numpy arrays, and go through the same vectorized
 engine the ingest tier runs; nothing is written.
 
-STALE needs the clock of the time, which the history does not keep: it is left out.
+Composites (VOTE of a voting group, SOURCE of a hazard source) are evaluated as ingest does and
+compared by group and hazard source code. STALE needs the clock of the time, which the history
+does not keep: it is left out.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ import numpy as np
 import psycopg
 
 from hazardwatch.ledger import Plant
+from hazardwatch.ledger.composites import SourceWarning
 from ingest.storage import read_readings
+from rules.composite import TAG_CONDITIONS, CompositeConfig
 from rules.engine import RuleEngine, TagConfig
+from rules.types import Subject
 
 Conn = psycopg.Connection[tuple[object, ...]]
 CHUNK = timedelta(days=1)
 
-Key = tuple[str, str, str]  # enterprise code, tag code, condition
+Key = tuple[str, str, str]  # enterprise code, tag (voting group, hazard source) code, condition
 
 
 @dataclass
@@ -85,6 +90,43 @@ def config_from_plant(plant: Plant, tag_ids: dict[tuple[str, str], int]) -> tupl
     return config, names
 
 
+def composites_from_plant(plant: Plant, index: dict[tuple[str, str], int]
+                          ) -> tuple[CompositeConfig, dict[tuple[Subject, int], Key]]:  # fmt: skip
+    """A devices file's voting groups and hazard-source warnings over the engine's tags (``index``:
+    engine index by enterprise and tag code), numbered here; their report keys by subject."""
+    groups: list[tuple[int, bool, list[int]]] = []
+    sources: list[tuple[int, list[bool]]] = []
+    tag_source = np.full(len(index), -1, np.int64)
+    keys: dict[tuple[Subject, int], Key] = {}
+    for enterprise in plant.enterprises:
+        for source in enterprise.hazard_sources:
+            warning = source.source_warning
+            counted = (warning or SourceWarning()).conditions
+            sources.append((warning.min_tags if warning else 0, [str(c) in counted for c in TAG_CONDITIONS]))
+            keys[(Subject.HAZARD_SOURCE, len(sources))] = (enterprise.code, source.code, "SOURCE")
+            for _, tag in ((e, t) for e in source.equipment for t in e.tags):
+                if (enterprise.code, tag.code) in index:
+                    tag_source[index[(enterprise.code, tag.code)]] = len(sources) - 1
+            for group in source.voting:
+                members = [index[(enterprise.code, c)] for c in group.tags if (enterprise.code, c) in index]
+                groups.append((group.k, group.condition == "LOW", members))
+                keys[(Subject.VOTE_GROUP, len(groups))] = (enterprise.code, group.code, "VOTE")
+    config = CompositeConfig(
+        vote_id=np.arange(1, len(groups) + 1, dtype=np.int64),
+        vote_k=np.array([g[0] for g in groups], dtype=np.int64),
+        vote_low=np.array([g[1] for g in groups], dtype=bool),
+        member_group=np.array([n for n, g in enumerate(groups) for _ in g[2]], dtype=np.int64),
+        member_tag=np.array([m for g in groups for m in g[2]], dtype=np.int64),
+        source_id=np.arange(1, len(sources) + 1, dtype=np.int64),
+        source_min_tags=np.array([s[0] for s in sources], dtype=np.int64),
+        source_conditions=np.array([s[1] for s in sources], dtype=bool).reshape(
+            len(sources), len(TAG_CONDITIONS)
+        ),
+        tag_source=tag_source,
+    )
+    return config, keys
+
+
 def _nan(value: float | None) -> float:
     return float("nan") if value is None else value
 
@@ -95,11 +137,17 @@ def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report
     ).fetchall()
     tag_ids = {(str(e), str(c)): int(str(i)) for i, e, c in id_rows}
     config, names = config_from_plant(plant, tag_ids)
-    engine = RuleEngine(config)
+    engine_index = {(e, c): i for i, (e, c, _) in enumerate(names)}
+    composites, composite_keys = composites_from_plant(plant, engine_index)
+    engine = RuleEngine(config, composites)
     index = np.full(max(tag_ids.values(), default=0) + 1, -1, np.int64)
     index[config.tag_id] = np.arange(config.size)
+    keys = {
+        (Subject.TAG, int(t)): (e, c, "") for t, (e, c, _) in zip(config.tag_id.tolist(), names, strict=True)
+    }
+    keys.update(composite_keys)
     report = Report(start, end)
-    levels: dict[tuple[int, str], int] = {}
+    levels: dict[tuple[Subject, int, str], int] = {}
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + CHUNK, end)
@@ -111,19 +159,26 @@ def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report
         report.seconds += time.perf_counter() - began
         report.readings += int(known.sum())
         for t in transitions:
-            before = levels.get((t.subject_id, str(t.condition)), 0)
-            levels[(t.subject_id, str(t.condition))] = t.level
+            before = levels.get((t.subject, t.subject_id, str(t.condition)), 0)
+            levels[(t.subject, t.subject_id, str(t.condition))] = t.level
             if before == 0 and t.level > 0:
-                enterprise, code, _ = names[int(index[t.subject_id])]
+                enterprise, code, _ = keys[(t.subject, t.subject_id)]
                 report.would_raise[(enterprise, code, str(t.condition))] += 1
         chunk_start = chunk_end
-    actual = conn.execute(
-        "SELECT e.code, t.code, a.condition, count(*) FROM alarm_journal j JOIN alarms a ON a.id = j.alarm_id"
-        " JOIN tags t ON t.id = a.tag_id JOIN enterprises e ON e.id = t.enterprise_id"
-        " WHERE j.action IN ('raise', 'reactivate') AND j.at >= %s AND j.at < %s GROUP BY 1, 2, 3",
-        (start, end),
-    ).fetchall()
-    for enterprise_code, tag_code, condition, count in actual:
-        if condition != "STALE":
-            report.raised[(str(enterprise_code), str(tag_code), str(condition))] = int(str(count))
+    for row in conn.execute(_RAISED, (start, end)).fetchall():
+        if row[2] != "STALE":
+            report.raised[(str(row[0]), str(row[1]), str(row[2]))] = int(str(row[3]))
     return report
+
+
+# what ingest raised: tag conditions, VOTE of voting groups, SOURCE of hazard sources
+_RAISED = (
+    "SELECT e.code, coalesce(t.code, v.code, hs.code), a.condition, count(*) FROM alarm_journal j"
+    " JOIN alarms a ON a.id = j.alarm_id JOIN enterprises e ON e.id = a.enterprise_id"
+    " LEFT JOIN tags t ON a.subject_kind = 'tag' AND t.id = a.subject_id"
+    " LEFT JOIN vote_groups v ON a.subject_kind = 'vote_group' AND v.id = a.subject_id"
+    " LEFT JOIN hazard_sources hs ON a.subject_kind = 'hazard_source' AND hs.id = a.subject_id"
+    " WHERE j.action IN ('raise', 'reactivate') AND j.at >= %s AND j.at < %s"
+    " AND (a.subject_kind = 'tag' OR (a.subject_kind, a.condition) IN (('vote_group', 'VOTE'),"
+    " ('hazard_source', 'SOURCE'))) GROUP BY 1, 2, 3"
+)
