@@ -46,9 +46,10 @@ def seed(url: str, plant: Plant) -> dict[str, int]:
 
 
 def source_tags(tags: dict[str, int]) -> list[int]:
-    """Tag ids of the first hazard source (LPG sphere farm) of E330110001."""
-    codes = ("LT101", "PT101", "TT101", "LT102", "PT102", "TT102", "LT103", "PT103", "TT103")
-    return [tags[f"{ENTERPRISE}/{code}"] for code in codes]
+    """Tag ids of the first hazard source (LPG sphere farm) of E330110001, all 18."""
+    codes = "LT101 PT101 TT101 LT102 PT102 TT102 LT103 PT103 TT103 FT101 FT102 GT101 GT102 GT103 GT104"
+    codes += " GT105 GT106 WS101"
+    return [tags[f"{ENTERPRISE}/{code}"] for code in codes.split()]
 
 
 def raise_alarm(conn: Conn, tag_id: int, clock: FakeClock, level: int = 2, value: float = 95.0) -> int:
