@@ -40,7 +40,8 @@ MOVER = {"rectified": Role.ENTERPRISE, "closed": Role.REGULATOR, "open": Role.RE
 
 
 async def danger_open(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/alarms/{id}/hidden-dangers {description, deadline} — 201 with the record."""
+    """POST /api/v1/alarms/{id}/hidden-dangers {description, deadline} — open a rectification
+    record from a real abnormality confirmed in the alarm's feedback (201)."""
     who = require_principal(request)
     alarm_id = alarm_id_of(request)
     body = await json_body(request)
@@ -64,8 +65,8 @@ async def danger_open(request: web.Request) -> web.StreamResponse:
 
 
 async def dangers_list(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/hidden-dangers?status=unclosed|open|rectified|closed|all&limit=&offset= —
-    the nearest deadline first; ``overdue`` marks the unclosed ones past their deadline."""
+    """GET /api/v1/hidden-dangers?status=unclosed|open|rectified|closed|all&limit=&offset= — hidden
+    dangers in scope, the nearest deadline first; ``overdue`` marks unclosed ones past it."""
     who = require_principal(request)
     state = request.query.get("status", "unclosed")
     if state not in DANGER_STATES:
@@ -82,7 +83,7 @@ def _danger_id(request: web.Request) -> int:
 
 
 async def danger_get(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/hidden-dangers/{id}"""
+    """GET /api/v1/hidden-dangers/{id} — one hidden danger."""
     who = require_principal(request)
     danger_id = _danger_id(request)
     async with request.app[POOL].connection() as conn:
@@ -93,8 +94,8 @@ async def danger_get(request: web.Request) -> web.StreamResponse:
 
 
 async def danger_advance(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/hidden-dangers/{id} {status: rectified|closed|open, text} — one step of the
-    rectification: open → rectified → closed, or rectified → open (sent back)."""
+    """POST /api/v1/hidden-dangers/{id} {status, text} — one step of the rectification: status
+    rectified (the enterprise), closed or open (the regulator sends a rectified one back)."""
     who = require_principal(request)
     danger_id = _danger_id(request)
     body = await json_body(request)

@@ -50,8 +50,11 @@ def _enterprise_only(who: Principal, what: str) -> None:
 
 
 async def suppression_declare(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/suppressions {hazard_source_id, equipment_code?, reason_kind, reason,
-    starts_at?, ends_at} — 201; alarms of the covered subjects are suppressed from its start."""
+    """POST /api/v1/suppressions {hazard_source_id, equipment_code, reason_kind, reason, starts_at,
+    ends_at} — declare maintenance, start-up or shutdown (201): the covered alarms are suppressed
+    from its start (default now) to its end.
+
+    ``equipment_code`` (optional) narrows it to one piece of the hazard source's equipment."""
     who = require_principal(request)
     _enterprise_only(who, "declares maintenance or start-up")
     body = await json_body(request)
@@ -96,7 +99,8 @@ async def suppression_declare(request: web.Request) -> web.StreamResponse:
 
 
 async def suppressions_list(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/suppressions?state=current|all — current: in force or still to come."""
+    """GET /api/v1/suppressions?state=current|all — declared suppressions in scope; current: in
+    force or still to come."""
     who = require_principal(request)
     state = request.query.get("state", "current")
     if state not in SUPPRESSION_STATES:

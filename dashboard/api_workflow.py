@@ -94,7 +94,8 @@ def _shelf_end(body: dict[str, Any], now: datetime, max_hours: float) -> datetim
 
 
 async def alarm_shelve(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/alarms/{id}/shelve {reason, until | minutes} — hide it from the board for a while."""
+    """POST /api/v1/alarms/{id}/shelve {reason, until, minutes} — hide it from the board for a while:
+    until an ISO 8601 time with its offset, or for a number of minutes (one of the two)."""
     who = require_principal(request)
     alarm_id = alarm_id_of(request)
     policy = policy_of(request)
@@ -126,8 +127,8 @@ async def alarm_unshelve(request: web.Request) -> web.StreamResponse:
 
 # -- feedback and review ----------------------------------------------------------------------------
 async def feedback_file(request: web.Request) -> web.StreamResponse:
-    """POST /api/v1/alarms/{id}/feedback — JSON {reason, measures}, or multipart/form-data with
-    the fields reason and measures and an optional file ``attachment`` (at most 5 MiB)."""
+    """POST /api/v1/alarms/{id}/feedback {reason, measures, attachment} — file disposal feedback:
+    JSON without a file, or multipart/form-data with an optional file ``attachment`` (≤ 5 MiB)."""
     who = require_principal(request)
     alarm_id = alarm_id_of(request)
     await alarm_in_scope(request, who, alarm_id)

@@ -21,6 +21,8 @@ PREFIX = "/api/v1"
 _NAME = re.compile(r"^[a-z_]+$")
 _BODY = re.compile(r"\{([a-z_][a-z0-9_, |]*)\}")
 _PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
+FILE_FIELD = "attachment"  # a form field that carries a file (feedback attachments)
+BINARY = {"type": "string", "format": "binary"}
 PUBLIC = frozenset({("POST", "/api/v1/login"), ("GET", "/api/v1/health"), ("GET", "/api/v1/openapi.json")})
 ERROR = {
     "type": "object",
@@ -68,6 +70,8 @@ def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
             "default": {"description": "an error", "content": {"application/json": {"schema": ERROR}}},
         },
     }
+    if method == "GET" and path.endswith("/" + FILE_FIELD):  # a download, not JSON
+        operation["responses"]["200"] = {"description": "the file", "content": {"*/*": {"schema": BINARY}}}
     if method == "POST":
         body = _BODY.search(body_text)
         fields = [f.strip().split(" ")[0].split("|")[0] for f in body.group(1).split(",")] if body else []
@@ -77,6 +81,11 @@ def _operation(method: str, path: str, handler: Any) -> dict[str, Any]:
                 "application/json": {"schema": {"type": "object", "properties": {f: {} for f in fields if f}}}
             },
         }
+        if "multipart/form-data" in doc:  # the same fields as a form, a file among them
+            form = {f: BINARY if f == FILE_FIELD else {"type": "string"} for f in fields if f}
+            operation["requestBody"]["content"]["multipart/form-data"] = {
+                "schema": {"type": "object", "properties": form}
+            }
     if (method, path) in PUBLIC:
         operation["security"] = []
     elif method != "GET":

@@ -763,3 +763,31 @@ async def test_overlapping_suppressions_release_when_the_last_one_ends(seeded: S
         ("unsuppress", "system", "workflow"),
     ]
     assert one(seeded.url, "SELECT state FROM alarms WHERE id = %s", alarm_id) == ("UNACK",)
+
+
+async def test_the_openapi_document_describes_the_workflow_endpoints(seeded: Seeded) -> None:
+    async with running(seeded.url) as (server, _), clients(server, "qiye") as users:
+        status, doc = await users["qiye"].call("GET", "/api/v1/openapi.json")
+    assert status == 200
+    paths = doc["paths"]
+
+    def fields(path: str, content: str = "application/json") -> set[str]:
+        return set(paths[path]["post"]["requestBody"]["content"][content]["schema"]["properties"])
+
+    assert fields("/api/v1/alarms/{alarm_id}/shelve") == {"reason", "until", "minutes"}
+    assert fields("/api/v1/alarms/{alarm_id}/review") == {"accept", "comment"}
+    assert fields("/api/v1/hidden-dangers/{danger_id}") == {"status", "text"}
+    assert fields("/api/v1/tags/{tag_id}/service") == {"in_service", "reason"}
+    assert fields("/api/v1/suppressions") == {
+        "hazard_source_id", "equipment_code", "reason_kind", "reason", "starts_at", "ends_at",
+    }  # fmt: skip
+    form = paths["/api/v1/alarms/{alarm_id}/feedback"]["post"]["requestBody"]["content"][
+        "multipart/form-data"
+    ]
+    assert form["schema"]["properties"]["attachment"] == {"type": "string", "format": "binary"}
+    assert fields("/api/v1/alarms/{alarm_id}/feedback") == {"reason", "measures", "attachment"}
+    download = paths["/api/v1/alarms/{alarm_id}/feedback/{feedback_id}/attachment"]["get"]["responses"]["200"]
+    assert "*/*" in download["content"]
+    dangers = {p["name"]: p["schema"] for p in paths["/api/v1/hidden-dangers"]["get"]["parameters"]}
+    assert dangers["status"]["enum"] == ["unclosed", "open", "rectified", "closed", "all"]
+    assert {"post"} == set(paths["/api/v1/suppressions/{suppression_id}/end"])
