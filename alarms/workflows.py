@@ -66,6 +66,12 @@ class Workflows:
         return TickReport(tracked, escalated, notified, scheduled, sent)
 
 
+def run_once(url: str, workflows: Workflows) -> TickReport:
+    """One tick on a connection of its own (``hazardwatch workflows --once``)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        return workflows.tick(conn)
+
+
 def serve(
     url: str, workflows: Workflows, interval_s: float = 1.0, stop: threading.Event | None = None
 ) -> None:

@@ -209,6 +209,29 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_workflows(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from alarms.policy import load_policy
+    from alarms.workflows import Workflows, run_once, serve
+    from hazardwatch.clock import SystemClock
+
+    logsetup.configure(settings.log_level, "workflows")
+    url = args.database_url or settings.database_url
+    policy = load_policy(args.policy or settings.policy)
+    flows = Workflows.from_environment(policy, SystemClock(), os.environ, settings.timezone)
+    if args.once:
+        r = run_once(url, flows)
+        print(f"journal rows tracked {r.tracked}, escalation steps {r.escalated}, notified rows "
+              f"{r.notified_rows}, deliveries scheduled {r.scheduled}, sent {r.sent}")  # fmt: skip
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    serve(url, flows, args.interval, stop)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     from hazardwatch.supervisor import Stack
 
@@ -335,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "up",
         cmd_up,
-        "run the whole stack on one machine: database, broker, simulators, agent, ingest, dashboard",
+        "run the whole stack on one machine: database, broker, simulators, agent, ingest, workflows, board",
     )
     _common(p, "devices")
     p.add_argument("--port", type=int, help="dashboard port (default: $HW_DASHBOARD_PORT or 8080)")
@@ -409,6 +432,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="listen address (default: $HW_DASHBOARD_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: $HW_DASHBOARD_PORT or 8080)")
     p.add_argument("--policy", help="alarm policy file (who may shelve, closure); default $HW_POLICY")
+
+    p = add(
+        "workflows",
+        cmd_workflows,
+        "run escalation and notifications: timers per grade walk the chain, webhooks, mail and SMS",
+    )
+    _common(p, "database_url")
+    p.add_argument(
+        "--policy", help="alarm policy file (escalation, notifications, contacts); default $HW_POLICY"
+    )
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks (default 1)")
+    p.add_argument("--once", action="store_true", help="run one tick, print what it did and exit")
 
     p = add("user", cmd_user_add, "manage dashboard users")
     user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")

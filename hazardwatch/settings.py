@@ -24,7 +24,10 @@ ENV_DOC: dict[str, str] = {
     "HW_RETAIN_RAW_DAYS": "days raw readings are kept, >= 30 (default 90); older ones are dead-lettered",
     "HW_RETAIN_1M_DAYS": "days the 1-minute rollups are kept (default 400)",
     "HW_RETAIN_1H_DAYS": "days the 1-hour rollups are kept (default 3650)",
-    "HW_POLICY": "alarm policy file: grading, shelving, closure (default: none, the built-in defaults)",
+    "HW_POLICY": "alarm policy file: grading, shelving, closure, escalation, notifications (default: none)",
+    "HW_WEBHOOK_SECRET": "HMAC-SHA256 secret of the webhook channel (the policy may name another variable)",
+    "HW_SMTP_PASSWORD": "password of the e-mail channel's SMTP login (the policy may name another variable)",
+    "HW_SMS_TOKEN": "token of the SMS gateway, the {secret} of its template (the policy may name another)",
     "HW_RULES": "rules file: rule settings over the devices file's, e.g. a tuned limit (default: none)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
 }

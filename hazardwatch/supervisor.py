@@ -157,6 +157,7 @@ class Stack:
         self.parts = [
             Part("simulate", self._hw("simulate")),
             Part("ingest", self._hw("ingest", "--no-sync")),
+            Part("workflows", self._hw("workflows")),
             Part("agent", self._hw("agent")),
             Part("dashboard", self._hw("dashboard")),
         ]

@@ -17,7 +17,7 @@ import psycopg
 
 from alarms.policy import Policy
 from alarms.store import apply_transitions
-from hazardwatch.clock import FakeClock
+from hazardwatch.clock import Clock
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
@@ -52,7 +52,7 @@ def source_tags(tags: dict[str, int]) -> list[int]:
     return [tags[f"{ENTERPRISE}/{code}"] for code in codes.split()]
 
 
-def raise_alarm(conn: Conn, tag_id: int, clock: FakeClock, level: int = 2, value: float = 95.0) -> int:
+def raise_alarm(conn: Conn, tag_id: int, clock: Clock, level: int = 2, value: float = 95.0) -> int:
     """Raise (or change) a HIGH alarm at the clock's time, as ingest does; returns its id."""
     with conn.transaction():
         apply_transitions(conn, [Transition(tag_id, Condition.HIGH, level, clock.now_ms(), value, 90.0)])
