@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,6 +19,17 @@ from hazardwatch.ledger.loader import load_model
 Priority = Literal[1, 2, 3]
 Kind = Literal["limit", "predict", "data", "offline", "video", "composite"]
 ROLES = ("duty_officer", "enterprise", "regulator")
+# special operations (特殊作业, GB 30871) counted in the daily safety commitment
+SPECIAL_OPERATIONS = (
+    "hot_work",  # 动火
+    "confined_space",  # 受限空间
+    "blind_plate",  # 盲板抽堵
+    "work_at_height",  # 高处
+    "lifting",  # 吊装
+    "temporary_power",  # 临时用电
+    "excavation",  # 动土
+    "road_closure",  # 断路
+)
 
 # The kind (DOMAIN.md §5) of each condition; an edge event's condition not listed here is video.
 KIND_OF: dict[str, Kind] = {
@@ -32,6 +44,7 @@ KIND_OF: dict[str, Kind] = {
     "CAMERA_OFFLINE": "offline",
     "VOTE": "composite",
     "SOURCE": "composite",
+    "NO_COMMITMENT": "data",  # the daily safety commitment was not filed by its deadline (三级)
 }
 
 
@@ -94,6 +107,77 @@ class Closure(_Model):
     )
 
 
+class Risk(_Model):
+    """Dynamic risk (红/橙/黄/蓝) as points: inherent points from the GB 18218 grade, plus live factors.
+
+    Level 1 红 (重大) from ``thresholds[0]`` points, 2 橙 from ``thresholds[1]``, 3 黄 from
+    ``thresholds[2]``, else 4 蓝. The defaults give each grade its own colour and raise one
+    colour per 20 points.
+    """
+
+    inherent: dict[Literal[1, 2, 3, 4], float] = Field(
+        default={1: 60.0, 2: 40.0, 3: 20.0, 4: 0.0}, description="points of each GB 18218 grade"
+    )
+    thresholds: tuple[float, float, float] = Field(
+        default=(60.0, 40.0, 20.0), description="points from which the level is 红, 橙 and 黄"
+    )
+    active_alarm: dict[Priority, float] = Field(
+        default={1: 20.0, 2: 10.0, 3: 2.0}, description="points per active alarm, by priority"
+    )
+    active_alarm_cap: float = Field(40.0, ge=0, description="at most this many points from alarms")
+    special_operation: dict[str, float] = Field(
+        default={
+            "hot_work": 10.0,  # 动火
+            "confined_space": 10.0,  # 受限空间
+            "blind_plate": 5.0,  # 盲板抽堵
+            "work_at_height": 5.0,  # 高处
+            "lifting": 5.0,  # 吊装
+            "temporary_power": 5.0,  # 临时用电
+            "excavation": 5.0,  # 动土
+            "road_closure": 5.0,  # 断路
+        },
+        description="points per special operation declared in the day's commitment, by kind",
+    )
+    special_operation_cap: float = Field(20.0, ge=0, description="at most this many from special operations")
+    startup: float = Field(20.0, ge=0, description="start-up or shutdown (开停车) declared for the day")
+    trial_production: float = Field(20.0, ge=0, description="trial production (试生产) declared")
+    maintenance: float = Field(10.0, ge=0, description="the unit declared under maintenance (检维修)")
+    overdue_feedback: float = Field(
+        10.0,
+        ge=0,
+        description="points per alarm whose feedback is overdue (escalation.timers' feedback_minutes)",
+    )
+    overdue_feedback_cap: float = Field(20.0, ge=0)
+    missing_commitment: float = Field(
+        20.0, ge=0, description="the day's commitment is missing past its deadline"
+    )
+    declared_level_is_floor: bool = Field(
+        True, description="never show a level lower (less grave) than the one the enterprise declared"
+    )
+    commitment_due: str = Field(
+        "10:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="local deadline of the commitment"
+    )
+    timezone: str = Field("Asia/Shanghai", description="the zone of the commitment's day and deadline")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Risk:
+        red, orange, yellow = self.thresholds
+        unknown = sorted(set(self.special_operation) - set(SPECIAL_OPERATIONS))
+        if unknown:
+            raise ValueError(f"risk.special_operation: unknown kinds {unknown} (known: {SPECIAL_OPERATIONS})")
+        if not red > orange > yellow > 0:
+            raise ValueError("risk.thresholds must fall strictly: 红 > 橙 > 黄 > 0")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"risk.timezone: unknown time zone {self.timezone!r}") from err
+        return self
+
+    def level(self, points: float) -> int:
+        """1 红 … 4 蓝."""
+        return next((i + 1 for i, edge in enumerate(self.thresholds) if points >= edge), 4)
+
+
 class Policy(_Model):
     version: Literal[1] = 1
     grading: Grading = Field(default_factory=Grading)
@@ -101,6 +185,7 @@ class Policy(_Model):
     closure: Closure = Field(default_factory=Closure)
     escalation: Escalation = Field(default_factory=Escalation)
     notifications: Notifications = Field(default_factory=Notifications)
+    risk: Risk = Field(default_factory=Risk)
 
     @model_validator(mode="after")
     def _sane(self) -> Policy:
