@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from bench.scratch import scratch_database
+from dashboard.db import SESSION_OPTIONS
 from dashboard.history import HistoryQuery, count, search
 from dashboard.scope import Principal, Role
 from ingest.migrate import migrate
@@ -118,7 +119,7 @@ async def _time(repeat: int, run: Callable[[int], Awaitable[object]]) -> list[fl
 async def measure(url: str, repeat: int, enterprises: int) -> None:
     who = _principals(enterprises)
     rng = random.Random(1)
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True, options=SESSION_OPTIONS) as conn:
         deep_rows, _ = await search(conn, who["province officer"], HistoryQuery(), 1)
         cursors = []
         query = HistoryQuery()

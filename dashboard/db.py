@@ -21,6 +21,10 @@ logger = logging.getLogger(__name__)
 
 AsyncConn = psycopg.AsyncConnection[tuple[object, ...]]
 _PING_AFTER_S = 10.0
+# psycopg prepares a statement run five times; a generic plan of a scoped, filtered, ordered
+# LIMIT query (the board, the history) can be orders of magnitude slower than the custom plan
+# for the actual scope and filters, so every execution is planned for its parameters
+SESSION_OPTIONS = "-c plan_cache_mode=force_custom_plan"
 
 
 class Pool:
@@ -35,7 +39,7 @@ class Pool:
     async def _connect(self) -> AsyncConn:
         try:
             conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, connect_timeout=int(self._connect_timeout)
+                self.url, autocommit=True, connect_timeout=int(self._connect_timeout), options=SESSION_OPTIONS
             )
         except psycopg.OperationalError as err:
             if not self._down:
