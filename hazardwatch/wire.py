@@ -1,4 +1,4 @@
-"""Wire format v1: MQTT topics and the columnar reading batch.
+"""Wire format v1: MQTT topics, the columnar reading batch and edge (video) events.
 
 A readings payload is a map, msgpack by default, JSON accepted::
 
@@ -12,8 +12,10 @@ batch and per gateway, across restarts, so the platform can see gaps.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -234,3 +236,155 @@ def status_payload(online: bool, extra: dict[str, Any] | None = None) -> bytes:
     if extra:
         body.update(extra)
     return json.dumps(body, separators=(",", ":")).encode()
+
+
+# -- edge events (video) and camera status ------------------------------------------------------
+# An events payload (msgpack; JSON accepted, with the snapshot as base64) is one event change:
+#   {"v": 1, "gw": "gw01", "seq": 3, "sent": ms, "id": "CAM101.INTRUSION.dike.1732262400000",
+#    "cam": "CAM101", "kind": "INTRUSION", "phase": "new", "start": ms, "ts": ms, "zone": "dike",
+#    "score": 0.4, "suspected": false, "box": [x, y, w, h], "detail": {...}, "snap": <JPEG>, "clip": name}
+# A camera status payload (JSON, retained on .../cameras) maps each camera of the gateway's video
+# process to online / offline / tampered; its MQTT last will is {"v": 1, "status": "offline"}.
+EVENT_PHASES = ("new", "update", "end")
+CAMERA_STATES = ("online", "offline", "tampered")
+MAX_EVENT_BYTES = 4 * 1024 * 1024
+_CONDITION = re.compile(r"^[A-Z][A-Z_]{1,31}$")
+_EVENT_ID = re.compile(r"^[\w.\-]{1,200}$")
+
+
+def cameras_topic(enterprise: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/cameras"
+
+
+@dataclass(slots=True)
+class EdgeEvent:
+    """One change (new, update, end) of an edge event of a camera."""
+
+    gateway: str
+    seq: int
+    sent_ms: int
+    event_id: str
+    camera: str
+    kind: str  # the alarm condition: INTRUSION, RESTRICTED, TAMPER, FIRE, SMOKE, …
+    phase: str
+    start_ms: int
+    ts_ms: int
+    zone: str | None = None
+    score: float = 0.0
+    suspected: bool = False
+    box: list[float] | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    snapshot: bytes | None = None  # JPEG
+    clip: str | None = None  # the clip's file name on the gateway
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": VERSION, "gw": self.gateway, "seq": self.seq, "sent": self.sent_ms, "id": self.event_id,
+                "cam": self.camera, "kind": self.kind, "phase": self.phase, "start": self.start_ms,
+                "ts": self.ts_ms, "zone": self.zone, "score": self.score, "suspected": self.suspected,
+                "box": self.box, "detail": self.detail, "snap": self.snapshot, "clip": self.clip}  # fmt: skip
+
+
+def encode_event(event: EdgeEvent) -> bytes:
+    packed: bytes = msgpack.packb(event.to_dict(), use_bin_type=True)
+    return packed
+
+
+def _text(doc: dict[str, Any], key: str, pattern: re.Pattern[str], optional: bool = False) -> str | None:
+    value = doc.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not pattern.match(value):
+        raise WireError(f"field {key!r} must match {pattern.pattern}")
+    return value
+
+
+def _snapshot(value: object) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # JSON carries it as base64
+        try:
+            value = base64.b64decode(value, validate=True)
+        except ValueError as err:
+            raise WireError("field 'snap' is not base64") from err
+    if not isinstance(value, bytes) or value[:2] != b"\xff\xd8":
+        raise WireError("field 'snap' must be a JPEG image")
+    return value
+
+
+def decode_event(payload: bytes) -> EdgeEvent:
+    """Decode and validate an events payload; raise WireError with the dead-letter reason."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise WireError(f"event of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
+    doc = _load(payload)
+    if not isinstance(doc, dict):
+        raise WireError("payload is not a map")
+    if type(doc.get("v")) is not int or doc.get("v") != VERSION:
+        raise WireError(f"unknown wire version {repr(doc.get('v'))[:40]}")
+    phase = doc.get("phase")
+    if phase not in EVENT_PHASES:
+        raise WireError(f"field 'phase' must be one of {', '.join(EVENT_PHASES)}")
+    score = doc.get("score", 0.0)
+    if type(score) not in (int, float) or not math.isfinite(score):
+        raise WireError("field 'score' must be a finite number")
+    box = doc.get("box")
+    if box is not None and not (
+        isinstance(box, list) and len(box) == 4 and all(type(v) in (int, float) and 0 <= v <= 1 for v in box)
+    ):
+        raise WireError("field 'box' must be [x, y, w, h] relative to the frame")
+    detail = doc.get("detail") or {}
+    if not isinstance(detail, dict):
+        raise WireError("field 'detail' must be a map")
+    clip = doc.get("clip")
+    if clip is not None and (not isinstance(clip, str) or not _EVENT_ID.match(clip)):
+        raise WireError("field 'clip' must be a file name")
+    if not isinstance(doc.get("suspected", False), bool):
+        raise WireError("field 'suspected' must be a boolean")
+    code = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+    return EdgeEvent(
+        gateway=str(_text(doc, "gw", code)),
+        seq=_int_field(doc, "seq"),
+        sent_ms=_int_field(doc, "sent"),
+        event_id=str(_text(doc, "id", _EVENT_ID)),
+        camera=str(_text(doc, "cam", code)),
+        kind=str(_text(doc, "kind", _CONDITION)),
+        phase=str(phase),
+        start_ms=_int_field(doc, "start"),
+        ts_ms=_int_field(doc, "ts"),
+        zone=_text(doc, "zone", code, optional=True),
+        score=float(score),
+        suspected=bool(doc.get("suspected", False)),
+        box=[float(v) for v in box] if box is not None else None,
+        detail=detail,
+        snapshot=_snapshot(doc.get("snap")),
+        clip=clip,
+    )
+
+
+def cameras_payload(gateway: str, cameras: dict[str, dict[str, Any]], sent_ms: int) -> bytes:
+    """The retained camera status of a gateway's video process: {code: {"status": …, …}}."""
+    body = {"v": VERSION, "gw": gateway, "sent": sent_ms, "cameras": cameras}
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+def cameras_will(gateway: str) -> bytes:
+    """The video process's last will: all its cameras are offline."""
+    return json.dumps({"v": VERSION, "gw": gateway, "status": "offline"}, separators=(",", ":")).encode()
+
+
+def decode_cameras(payload: bytes) -> dict[str, str] | None:
+    """Camera code → status from a camera status payload; None for the last will (all offline)."""
+    doc = _load(payload)
+    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+        raise WireError("camera status must be a map with v = 1")
+    if doc.get("status") == "offline" and "cameras" not in doc:
+        return None
+    cameras = doc.get("cameras")
+    if not isinstance(cameras, dict):
+        raise WireError("field 'cameras' must be a map")
+    result: dict[str, str] = {}
+    for code, state in cameras.items():
+        status = state.get("status") if isinstance(state, dict) else None
+        if not isinstance(code, str) or status not in CAMERA_STATES:
+            raise WireError(f"camera {str(code)[:64]!r}: status must be one of {', '.join(CAMERA_STATES)}")
+        result[code] = str(status)
+    return result

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hazardwatch.ledger import chemicals, gas
+from hazardwatch.ledger.cameras import Camera
 from hazardwatch.ledger.composites import SourceWarning, VotingGroup
 from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
 
@@ -387,6 +388,7 @@ class HazardSource(_Model):
     chemicals: list[ChemicalHolding] = Field(min_length=1)
     responsibles: Responsibles
     equipment: list[Equipment] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list, description="cameras watching the unit")
     voting: list[VotingGroup] = Field(default_factory=list, description="k-out-of-n voting groups (VOTE)")
     source_warning: SourceWarning | None = Field(
         default_factory=SourceWarning, description="hazard-source warning (SOURCE); null turns it off"
@@ -580,6 +582,7 @@ class Enterprise(_Model):
         _unique("hazard source code", (h.code for h in self.hazard_sources))
         _unique("equipment code", (e.code for h in self.hazard_sources for e in h.equipment))
         _unique("tag code", (t.code for _, _, t in self.iter_tags()))
+        self._check_cameras()
         registers: dict[tuple[str, str], dict[int, str]] = {}
         nodes: dict[tuple[str, str], str] = {}
         for _, _, tag in self.iter_tags():
@@ -605,6 +608,24 @@ class Enterprise(_Model):
                     raise ValueError(f"tag {tag.code}: node {tag.opcua.node} is already read by {nodes[key]}")
                 nodes[key] = tag.code
         return self
+
+    def _check_cameras(self) -> None:
+        _unique("camera code", (c.code for h in self.hazard_sources for c in h.cameras))
+        gateways = {g.id for g in self.gateways}
+        for source in self.hazard_sources:
+            equipment = {e.code for e in source.equipment}
+            for camera in source.cameras:
+                if camera.gateway not in gateways:
+                    raise ValueError(f"camera {camera.code}: no gateway {camera.gateway!r}")
+                if camera.equipment is not None and camera.equipment not in equipment:
+                    raise ValueError(
+                        f"camera {camera.code}: no equipment {camera.equipment!r} in {source.code}"
+                    )
+
+    def iter_cameras(self) -> Iterator[tuple[HazardSource, Camera]]:
+        for source in self.hazard_sources:
+            for camera in source.cameras:
+                yield source, camera
 
     def iter_tags(self) -> Iterator[tuple[HazardSource, Equipment, Tag]]:
         for source in self.hazard_sources:
