@@ -53,9 +53,15 @@ def stage_of(state: str, disposition: str, closed: bool) -> Stage:
     return "done"
 
 
-def due_at(policy: Escalation, stage: str, priority: int, since: datetime, steps: int) -> datetime | None:
-    """When step ``steps`` (0-based) of the chain is due, or None when there is none."""
-    if not policy.enabled or stage not in ("ack", "feedback") or steps >= len(policy.chain):
+def due_at(
+    policy: Escalation, stage: str, priority: int, since: datetime, steps: int, rungs: int | None = None
+) -> datetime | None:
+    """When step ``steps`` (0-based) of the chain is due, or None when there is none.
+
+    ``rungs`` is the length of the alarm's own chain when known (rungs that name nobody left out).
+    """
+    length = len(policy.chain) if rungs is None else rungs
+    if not policy.enabled or stage not in ("ack", "feedback") or steps >= length:
         return None
     timers = policy.timers_for(priority)
     first = timers.acknowledge_minutes if stage == "ack" else timers.feedback_minutes
@@ -159,11 +165,14 @@ _DUE_SQL = (
 )
 
 
-def target(rung: str, enterprise: str, division: str, people: dict[str, str | None]) -> dict[str, object]:
+def target(
+    rung: str, enterprise: str, division: str, people: dict[str, str | None]
+) -> dict[str, object] | None:
     """Who a rung of the chain is for this alarm: a named person or a division's duty desk."""
     if rung in DIVISION_DIGITS:
         return {"rung": rung, "division": division[: DIVISION_DIGITS[rung]]}
-    return {"rung": rung, "enterprise": enterprise, "person": people.get(rung)}
+    person = people.get(rung)
+    return None if person is None else {"rung": rung, "enterprise": enterprise, "person": person}
 
 
 def escalate_due(conn: Conn, policy: Policy, clock: Clock, limit: int = 200) -> int:
@@ -185,19 +194,18 @@ def _walk(conn: Conn, policy: Escalation, r: tuple[object, ...], now: datetime) 
     if stage_of(state, str(r[7]), bool(r[8])) != stage:
         return 0  # the alarm moved on and the tracker has not read that yet: it will re-time it
     people = {"operational": _text(r[13]), "technical": _text(r[14]), "principal": _text(r[15])}
+    # a rung that names nobody (a gateway serves no single hazard source) is left out
+    chain = [who for rung in policy.chain if (who := target(rung, str(r[11]), str(r[12]), people))]
     level = None if r[9] is None else int(str(r[9]))
     value = r[10] if isinstance(r[10], float) else None
     taken = 0
-    due = due_at(policy, stage, priority, since, steps)
+    due = due_at(policy, stage, priority, since, steps, len(chain))
     while due is not None and due <= now:
-        rung = policy.chain[steps]
-        who = target(rung, str(r[11]), str(r[12]), people)
-        _journal_step(
-            conn, alarm_id, state, level, value, now, stage, priority, steps, len(policy.chain), who, due
-        )
+        who = chain[steps]
+        _journal_step(conn, alarm_id, state, level, value, now, stage, priority, steps, len(chain), who, due)
         steps += 1
         taken += 1
-        due = due_at(policy, stage, priority, since, steps)
+        due = due_at(policy, stage, priority, since, steps, len(chain))
     conn.execute(
         "UPDATE alarm_escalations SET steps = %s, next_at = %s, updated_at = now() WHERE alarm_id = %s",
         (steps, due, alarm_id),
@@ -224,7 +232,7 @@ def _journal_step(
     due: datetime,
 ) -> None:
     rung = str(who["rung"])
-    named = who.get("person") or who.get("division") or "nobody named"
+    named = who.get("person") or who.get("division")
     owed = "acknowledged" if stage == "ack" else "given feedback"
     comment = f"{PRIORITY_NAMES.get(priority, priority)} alarm not {owed} in time: step {step + 1} of {of}"
     comment += f", {RUNG_NAMES[rung]} {named}"

@@ -119,7 +119,8 @@ class Notifier:
             whos: list[dict[str, object]] = [row.detail]
         elif priority in config.raise_priorities:
             people = {"operational": _str(ctx[11]), "technical": _str(ctx[12]), "principal": _str(ctx[13])}
-            whos = [target(rung, str(ctx[6]), str(ctx[8]), people) for rung in config.on_raise]
+            found = (target(rung, str(ctx[6]), str(ctx[8]), people) for rung in config.on_raise)
+            whos = [who for who in found if who is not None]
         else:
             return
         message = self._message(row, ctx)

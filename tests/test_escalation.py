@@ -7,16 +7,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 
 from alarms.escalation import ACTION, due_at, timers
-from alarms.policy import Policy
-from alarms.store import Actor, acknowledge, file_feedback, review_feedback, shelve, unshelve
+from alarms.policy import Policy, load_policy
+from alarms.store import (
+    Actor,
+    acknowledge,
+    apply_transitions,
+    file_feedback,
+    review_feedback,
+    shelve,
+    unshelve,
+)
 from alarms.workflows import Workflows
 from hazardwatch.clock import FakeClock, utc_from_ms
 from hazardwatch.ledger import Plant
+from rules.types import Subject, Transition
 from tests.workflow_support import (
     ENTERPRISE,
     ENVIRON,
@@ -255,3 +266,60 @@ def test_escalation_can_be_switched_off(conn: Conn, tags: dict[str, int], receiv
     clock.advance(24 * 3600)
     assert flows.tick(conn).escalated == 0
     assert steps_of(conn, alarm) == []
+
+
+def test_a_chain_and_timers_from_the_policy_file(
+    conn: Conn, tags: dict[str, int], receiver: Receiver, tmp_path: Path
+) -> None:
+    notifications = webhook_policy(receiver).notifications.model_dump(mode="json")
+    doc = {
+        "escalation": {
+            "chain": ["technical", "city"],
+            "timers": {
+                1: {"acknowledge_minutes": 2, "feedback_minutes": 10, "step_minutes": 3},
+                2: {"acknowledge_minutes": 10, "feedback_minutes": 60, "step_minutes": 10},
+                3: {"acknowledge_minutes": 30, "feedback_minutes": 600, "step_minutes": 30},
+            },
+        },
+        "notifications": notifications,
+    }
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    clock = FakeClock(START_MS)
+    flows = Workflows.from_environment(load_policy(path), clock, ENVIRON)
+    alarm = raise_alarm(conn, source_tags(tags)[0], clock, level=2)
+    flows.tick(conn)
+    for _ in range(12):
+        clock.advance(30)
+        flows.tick(conn)
+    assert steps_of(conn, alarm) == [("technical", "ack", TECHNICAL, at(2)), ("city", "ack", "3301", at(5))]
+    assert [r.path for r in receiver.requests] == ["/operational", "/technical", "/city"]
+
+
+def test_a_gateway_alarm_names_no_person_and_goes_to_the_duty_officers(
+    conn: Conn, tags: dict[str, int], receiver: Receiver
+) -> None:
+    clock = FakeClock(START_MS)
+    flows = Workflows.from_environment(webhook_policy(receiver), clock, ENVIRON)
+    row = conn.execute(
+        "SELECT g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id WHERE e.code = %s LIMIT 1",
+        (ENTERPRISE,),
+    ).fetchone()
+    assert row is not None
+    with conn.transaction():
+        offline = Transition(
+            int(str(row[0])), "GATEWAY_OFFLINE", 1, clock.now_ms(), None, None, Subject.GATEWAY
+        )
+        apply_transitions(conn, [offline])
+    alarm = int(str(conn.execute("SELECT max(id) FROM alarms").fetchone()[0]))  # type: ignore[index]
+    flows.tick(conn)
+    assert receiver.requests == []  # no 操作负责人 for a gateway: nobody is told of the raise
+    for _ in range(4):  # 三级: 60 min, then a step an hour
+        clock.advance(3600)
+        flows.tick(conn)
+    assert steps_of(conn, alarm) == [
+        ("county", "ack", "330110", at(60)),
+        ("city", "ack", "3301", at(120)),
+        ("province", "ack", "33", at(180)),
+    ]
+    assert "step 3 of 3" in receiver.requests[-1].json["text"]
