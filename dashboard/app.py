@@ -18,6 +18,7 @@ from dashboard import (
     api_auth,
     api_dangers,
     api_history,
+    api_kpi,
     api_suppressions,
     api_workflow,
     metrics,
@@ -80,6 +81,12 @@ def _routes(app: web.Application) -> None:
     r.add_get("/api/v1/admin/audit", api_admin.audit_list)
     r.add_get("/api/v1/history", api_history.history)
     r.add_get("/api/v1/history.csv", api_history.history_csv)
+    r.add_get("/api/v1/kpi", api_kpi.kpi)
+    r.add_get("/api/v1/risk", api_kpi.risk)
+    r.add_get("/api/v1/risk/history", api_kpi.risk_history)
+    r.add_get("/api/v1/commitments", api_kpi.commitments_list)
+    r.add_post("/api/v1/commitments", api_kpi.commitment_file)
+    r.add_get("/api/v1/findings", api_kpi.findings_list)
     r.add_get("/api/v1/live", live_handler)
     r.add_get("/metrics", metrics.metrics)
     r.add_get("/api/v1/openapi.json", openapi.openapi)
