@@ -157,7 +157,9 @@ class Notifications(_Model):
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     retry: Retry = Field(default_factory=Retry)
     max_age_minutes: float = Field(
-        60.0, gt=0, description="journal rows older than this when first read are not notified"
+        24 * 60.0,
+        gt=0,
+        description="annunciations older than this when first read are not told (escalation steps are)",
     )
     lease_s: float = Field(60.0, gt=0, le=3600, description="a sender's claim on a delivery")
     channels: Channels = Field(default_factory=Channels)

@@ -404,3 +404,24 @@ def test_the_tracker_and_notifier_are_separate_consumers(conn: Conn, tags: dict[
     assert drain(conn, EscalationTracker(Policy())) == 1
     assert drain(conn, Notifier(Policy(), clock)) == 1
     assert drain(conn, Notifier(Policy(), clock)) == 0
+
+
+def test_an_annunciation_read_too_late_is_not_told_but_its_escalation_is(
+    conn: Conn, tags: dict[str, int], receiver: Receiver
+) -> None:
+    clock = FakeClock(START_MS)
+    flows = Workflows.from_environment(webhook_policy(receiver), clock, ENVIRON)
+    raise_alarm(conn, source_tags(tags)[0], clock, level=2)
+    clock.advance(25 * 3600)  # the workflows process was down for a day
+    report = flows.tick(conn)
+    assert flows.notifier.skipped == 1
+    assert told(receiver) == []
+    assert report.escalated == 6  # the whole chain is overdue: every rung is told now
+    assert {r.path for r in receiver.requests} == {
+        "/operational",
+        "/technical",
+        "/principal",
+        "/county",
+        "/city",
+        "/province",
+    }
