@@ -75,6 +75,9 @@ class CompositeState:
     vote_ts: I64  # the source time of the group's last change
     source: I8
     source_ts: I64
+    # levels may disagree with the tags' without a tag change (after a seed or a reload): the next
+    # batch compares them all; otherwise a batch without tag changes leaves the composites alone
+    pending: bool = True
 
     @classmethod
     def empty(cls, groups: int, sources: int) -> CompositeState:
@@ -84,7 +87,7 @@ class CompositeState:
 
     def copy(self) -> CompositeState:
         return CompositeState(
-            self.vote.copy(), self.vote_ts.copy(), self.source.copy(), self.source_ts.copy()
+            self.vote.copy(), self.vote_ts.copy(), self.source.copy(), self.source_ts.copy(), self.pending
         )
 
 
@@ -116,6 +119,9 @@ def evaluate_composites(cfg: CompositeConfig, state: CompositeState, levels: I8,
 
     Updates ``state`` in place.
     """
+    if changes.tag.size == 0 and not state.pending:
+        return []
+    state.pending = False
     out: list[CompositeChange] = []
     if cfg.groups:
         out += _votes(cfg, state, levels, changes, newest_ts)

@@ -164,6 +164,7 @@ class RuleEngine:
         if i is None:
             return
         st = self.state
+        st.composite.pending = True
         if condition == Condition.HIGH:
             st.high[i] = st.high_raw[i] = level
             st.high_since[i] = LONG_AGO
@@ -180,6 +181,7 @@ class RuleEngine:
         cfg, st = self.composites, self.state.composite
         ids, levels = (cfg.vote_id, st.vote) if subject == Subject.VOTE_GROUP else (cfg.source_id, st.source)
         levels[ids == subject_id] = level
+        st.pending = True
 
     def carry_composites(self, old: RuleEngine) -> None:
         """Keep the composites' levels across a reload of the ledger (by voting group and hazard source)."""
@@ -191,6 +193,7 @@ class RuleEngine:
         ):  # fmt: skip
             _, mine, theirs = np.intersect1d(ids, old_ids, return_indices=True)
             levels[mine], times[mine] = old_levels[theirs], old_times[theirs]
+        self.state.composite.pending = True
 
     def warm_up(self, idx: I64, ts: I64, values: F64, quality: npt.NDArray[np.int16]) -> None:
         """Rebuild what only history knows — raw levels and since when they hold (pending delays),
@@ -204,6 +207,7 @@ class RuleEngine:
         for levels in (st.high, st.low, st.fault, st.roc, st.frozen, st.predict, st.stale, st.composite.vote,
                        st.composite.source):  # fmt: skip
             levels[:] = 0
+        st.composite.pending = True
 
     @property
     def warm_up_ms(self) -> int:
@@ -297,8 +301,8 @@ class RuleEngine:
     def _composite_transitions(self, newest_ts: int) -> list[Transition]:
         """VOTE and SOURCE from the tags' levels after the batch and the batch's tag changes."""
         cfg, st = self.composites, self.state
-        if not (cfg.groups or cfg.sources):
-            return []
+        if not (cfg.groups or cfg.sources) or not (self._changed or st.composite.pending):
+            return []  # no tag changed: nothing a composite follows changed either
         parts = self._changed or [(0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int8),
                                    np.zeros(0, np.int8))]  # fmt: skip
         changes = TagChanges(
