@@ -16,9 +16,11 @@ from dashboard import (
     api_admin,
     api_alarms,
     api_auth,
+    api_board,
     api_dangers,
     api_history,
     api_kpi,
+    api_ledger,
     api_suppressions,
     api_workflow,
     metrics,
@@ -43,6 +45,12 @@ def _routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/", pages.board_page, name="board")
     r.add_get("/login", pages.login_page, name="login")
+    r.add_get(r"/alarms/{alarm_id:\d+}", pages.alarm_page, name="alarm")
+    r.add_get("/history", pages.history_page, name="history")
+    r.add_get("/enterprises", pages.enterprises_page, name="enterprises")
+    r.add_get(r"/enterprises/{enterprise_id:\d+}", pages.enterprise_page, name="enterprise")
+    r.add_get("/map", pages.map_page, name="map")
+    r.add_get("/kpi", pages.kpi_page, name="kpi")
     r.add_post("/api/v1/login", api_auth.login)
     r.add_post("/api/v1/logout", api_auth.logout)
     r.add_get("/api/v1/me", api_auth.me)
@@ -81,6 +89,9 @@ def _routes(app: web.Application) -> None:
     r.add_get("/api/v1/admin/audit", api_admin.audit_list)
     r.add_get("/api/v1/history", api_history.history)
     r.add_get("/api/v1/history.csv", api_history.history_csv)
+    r.add_get("/api/v1/board/flood", api_board.board_flood)
+    r.add_get("/api/v1/enterprises", api_ledger.enterprises_list)
+    r.add_get(r"/api/v1/enterprises/{enterprise_id:\d+}", api_ledger.enterprise_detail)
     r.add_get("/api/v1/kpi", api_kpi.kpi)
     r.add_get("/api/v1/risk", api_kpi.risk)
     r.add_get("/api/v1/risk/history", api_kpi.risk_history)

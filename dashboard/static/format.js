@@ -84,8 +84,63 @@ window.HW = (function () {
     return data;
   }
 
+  /** A multipart POST (a form with a file) with the CSRF token; JSON back. */
+  async function upload(path, form) {
+    const headers = { Accept: "application/json" };
+    if (config.csrf_token) headers["X-CSRF-Token"] = config.csrf_token;
+    const response = await fetch(path, {
+      method: "POST", headers: headers, body: form, credentials: "same-origin", cache: "no-store",
+    });
+    let data = null;
+    try { data = await response.json(); } catch (err) { data = null; }
+    if (response.status === 401) window.location.assign("/login");
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  /** The offset (ms) of the user's zone from UTC at a moment. */
+  function zoneOffsetMs(ms) {
+    const part = {};
+    for (const p of timeFmt.formatToParts(new Date(ms))) part[p.type] = p.value;
+    const asUtc = Date.UTC(+part.year, +part.month - 1, +part.day, +part.hour % 24, +part.minute, +part.second);
+    return asUtc - Math.floor(ms / 1000) * 1000;
+  }
+
+  /** "2026-12-01T09:30" as a wall-clock time in the user's zone → ISO 8601 in UTC ("…Z"). */
+  function zonedToIso(local) {
+    if (!local) return "";
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(local);
+    if (!m) return "";
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    let ms = wall - zoneOffsetMs(wall);
+    ms = wall - zoneOffsetMs(ms); // a second pass settles a DST edge
+    return new Date(ms).toISOString().replace(".000Z", "Z");
+  }
+
+  /** An ISO time → "2026-12-01T09:30" in the user's zone, for a datetime-local input. */
+  function isoToZoned(iso) {
+    const part = {};
+    for (const p of timeFmt.formatToParts(new Date(iso))) part[p.type] = p.value;
+    return part.year + "-" + part.month + "-" + part.day + "T" + part.hour + ":" + part.minute;
+  }
+
+  function valueText(alarm) {
+    const unit = alarm.unit ? " " + alarm.unit : "";
+    const limit = alarm.limit_value == null ? "" : " / " + fmtNumber(alarm.limit_value) + unit;
+    return fmtNumber(alarm.value) + unit + limit;
+  }
+
+  function fmtPercent(ratio) {
+    return ratio == null ? "—" : (Math.round(ratio * 1000) / 10).toFixed(1) + " %";
+  }
+
+  function riskLabel(level) {
+    return level == null ? "—" : t("risk_" + level);
+  }
+
   function conditionLabel(alarm) {
-    return t("cond_" + alarm.condition_code);
+    const code = alarm.condition_code || alarm.condition || "";
+    return Object.prototype.hasOwnProperty.call(S, "cond_" + code) ? S["cond_" + code] : code;
   }
   function stateLabel(state) {
     return t("state_" + state);
@@ -94,5 +149,28 @@ window.HW = (function () {
     return t("grade_" + grade);
   }
 
-  return { config, t, fmtTime, fmtClock, fmtNumber, el, api, ApiError, conditionLabel, stateLabel, gradeLabel };
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.setAttribute("class", v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, String(v));
+    }
+    if (text != null) node.textContent = String(text);
+    return node;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const logout = document.getElementById("logout");
+    if (!logout) return;
+    logout.addEventListener("click", async function () {
+      try { await api("POST", "/api/v1/logout"); } finally { window.location.assign("/login"); }
+    });
+  });
+
+  return {
+    config, t, fmtTime, fmtClock, fmtNumber, fmtPercent, el, svg, api, upload, ApiError, conditionLabel,
+    stateLabel, gradeLabel, riskLabel, valueText, zonedToIso, isoToZoned,
+    timezone: config.timezone || "Asia/Shanghai",
+  };
 })();
