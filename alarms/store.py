@@ -38,6 +38,7 @@ FEEDBACK_REASONS = (
     "real_handled",  # 真实异常已处置
 )
 MAX_ATTACHMENT = 5 * 1024 * 1024
+SUPPRESSION_KINDS = ("maintenance", "startup", "shutdown")  # 检维修, 开车, 停车
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +335,7 @@ def acknowledge(conn: Conn, alarm_id: int, actor: Actor, comment: str = "") -> R
         _journal_change(conn, alarm_id, actor, change, state.value, _float(row["value"]), comment)
         if change.state == AlarmState.NORMAL:
             _maybe_close(conn, alarm_id, actor)
-    return _fetch(conn, alarm_id)
+        return _fetch(conn, alarm_id)
 
 
 def shelve(
@@ -380,7 +381,7 @@ def shelve(
             reason.strip(),
             detail={"until": until.isoformat()},
         )
-    return _fetch(conn, alarm_id)
+        return _fetch(conn, alarm_id)
 
 
 def unshelve(conn: Conn, alarm_id: int, actor: Actor, comment: str = "", policy: Policy = DEFAULT) -> Row:
@@ -390,7 +391,7 @@ def unshelve(conn: Conn, alarm_id: int, actor: Actor, comment: str = "", policy:
         if row["state"] != AlarmState.SHELVED:
             raise InvalidTransition(f"the alarm is {row['state']}, not shelved")
         _unmask(conn, row, actor, comment, policy)
-    return _fetch(conn, alarm_id)
+        return _fetch(conn, alarm_id)
 
 
 def _unmask(conn: Conn, row: dict[str, object], actor: Actor, comment: str, policy: Policy) -> None:
@@ -398,19 +399,37 @@ def _unmask(conn: Conn, row: dict[str, object], actor: Actor, comment: str, poli
     alarm_id = _int(row["id"])
     state = AlarmState(str(row["state"]))
     change = on_unmask(state, bool(row["active"]), _int(row["level"]))
+    suppression = None
+    if state == AlarmState.OUT_OF_SERVICE and change.state == AlarmState.UNACK:
+        # back in service while a declared suppression covers it: suppressed, not annunciated
+        suppression = _in_force(conn, row)
+        if suppression is not None:
+            change = Change(change.action, AlarmState.SUPPRESSED, change.active, change.level)
     due = change.state == AlarmState.UNACK and policy.feedback_required(_int(row["priority"]))
     _set_state(
         conn,
         alarm_id,
         change,
-        ", shelved_until = NULL, suppression_id = NULL,"
+        ", shelved_until = NULL, suppression_id = %s,"
         " disposition = CASE WHEN %s AND disposition = 'not_required' THEN 'due' ELSE disposition END,"
         " feedback_required = feedback_required OR %s",
-        (due, due),
+        (suppression, due, due),
     )
     _journal_change(conn, alarm_id, actor, change, state.value, _float(row["value"]), comment)
     if change.state == AlarmState.NORMAL:
         _maybe_close(conn, alarm_id, actor)
+
+
+def _in_force(conn: Conn, alarm: dict[str, object]) -> int | None:
+    """A declared suppression in force now (started, not ended) covering an alarm's subject."""
+    if alarm["hazard_source_id"] is None:
+        return None
+    row = conn.execute(
+        "SELECT id FROM suppressions WHERE hazard_source_id = %s AND applied_at IS NOT NULL"
+        " AND ended_at IS NULL AND (equipment_id IS NULL OR equipment_id = %s) ORDER BY id LIMIT 1",
+        (alarm["hazard_source_id"], alarm["equipment_id"]),
+    ).fetchone()
+    return None if row is None else _int(row[0])
 
 
 def _mask_open(
@@ -473,6 +492,10 @@ def declare_suppression(
     now: datetime,
 ) -> int:
     """The enterprise declares maintenance or start-up: its subjects' alarms are suppressed meanwhile."""
+    if reason_kind not in SUPPRESSION_KINDS:
+        raise InvalidTransition(f"reason_kind must be one of {', '.join(SUPPRESSION_KINDS)}")
+    if not reason.strip():
+        raise InvalidTransition("a suppression needs a reason")
     if ends_at <= starts_at or ends_at <= now:
         raise InvalidTransition("a suppression must end after it starts, and in the future")
     if ends_at - starts_at > timedelta(days=31):
@@ -659,6 +682,8 @@ def file_feedback(
             raise InvalidTransition("acknowledge the alarm before filing feedback")
         if row["disposition"] in ("filed", "accepted"):
             raise InvalidTransition(f"feedback is already {row['disposition']}")
+        if row["closed_at"] is not None:
+            raise InvalidTransition("the alarm is closed; it needs no feedback")
         conn.execute(
             "INSERT INTO alarm_feedback (alarm_id, reason, measures, attachment_name, attachment_type,"
             " attachment, filed_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -684,7 +709,7 @@ def file_feedback(
             comment=measures.strip(),
             detail={"reason": reason, "attachment": attachment.name if attachment else None},
         )
-    return _fetch(conn, alarm_id)
+        return _fetch(conn, alarm_id)
 
 
 def review_feedback(conn: Conn, alarm_id: int, actor: Actor, accept: bool, comment: str = "") -> Row:
@@ -721,7 +746,7 @@ def review_feedback(conn: Conn, alarm_id: int, actor: Actor, accept: bool, comme
         )
         if accept:
             _maybe_close(conn, alarm_id, actor)
-    return _fetch(conn, alarm_id)
+        return _fetch(conn, alarm_id)
 
 
 def feedback_of(conn: Conn, alarm_id: int) -> list[Row]:
@@ -792,6 +817,8 @@ def advance_hidden_danger(conn: Conn, danger_id: int, actor: Actor, to_status: s
             raise AlarmNotFound(f"no hidden danger {danger_id}")
         if (row["status"], to_status) not in moves:
             raise InvalidTransition(f"a hidden danger cannot go from {row['status']} to {to_status}")
+        if (row["status"], to_status) == ("rectified", "open") and not text.strip():
+            raise InvalidTransition("say why the rectification is sent back")
         if to_status == "rectified":
             if not text.strip():
                 raise InvalidTransition("say what was rectified")
@@ -822,7 +849,7 @@ def advance_hidden_danger(conn: Conn, danger_id: int, actor: Actor, to_status: s
                 comment=text.strip(),
                 detail={"hidden_danger_id": danger_id, "status": to_status},
             )
-    with conn.cursor(row_factory=dict_row) as cur:
-        result = cur.execute("SELECT * FROM hidden_dangers WHERE id = %s", (danger_id,)).fetchone()
-    assert result is not None  # noqa: S101 - locked above
-    return result
+        with conn.cursor(row_factory=dict_row) as cur:
+            result = cur.execute("SELECT * FROM hidden_dangers WHERE id = %s", (danger_id,)).fetchone()
+        assert result is not None  # noqa: S101 - locked above
+        return result

@@ -424,3 +424,57 @@ def test_an_operators_out_of_service_outlives_a_ledger_resync(conn: Conn, sample
         True,
         "ledger",
     )
+
+
+def test_a_tag_returned_to_service_under_a_suppression_in_force_stays_suppressed(conn: Conn) -> None:
+    lt = tag(conn, "LT101")
+    source, _ = source_of(conn, "LT101")
+    condition(conn, lt, 1, T0)
+    set_tag_service(conn, lt, False, QIYE, "液位计更换")
+    sid = declare_suppression(
+        conn, hazard_source_id=source, equipment_id=None, reason_kind="maintenance",
+        reason="检修", starts_at=T0, ends_at=T0 + timedelta(hours=4), actor=QIYE, now=T0,
+    )  # fmt: skip
+    assert alarm_of(conn, lt)["state"] == "OUT_OF_SERVICE"  # out of service outranks suppression
+    set_tag_service(conn, lt, True, QIYE)
+    back = alarm_of(conn, lt)
+    assert (back["state"], back["suppression_id"]) == ("SUPPRESSED", sid)
+    end_suppression(conn, sid, QIYE)
+    assert alarm_of(conn, lt)["state"] == "UNACK"
+
+
+def test_the_store_refuses_what_the_loop_does_not_allow(conn: Conn) -> None:
+    source, _ = source_of(conn, "LT101")
+    for kind, reason in (("holiday", "x"), ("maintenance", "  ")):
+        with pytest.raises(InvalidTransition):
+            declare_suppression(
+                conn, hazard_source_id=source, equipment_id=None, reason_kind=kind, reason=reason,
+                starts_at=T0, ends_at=T0 + timedelta(hours=1), actor=QIYE, now=T0,
+            )  # fmt: skip
+    lt = tag(conn, "LT201")
+    condition(conn, lt, 1, T0, Condition.PREDICT)  # 三级: closes without feedback
+    alarm_id = int(str(alarm_of(conn, lt, "PREDICT")["id"]))
+    acknowledge(conn, alarm_id, DUTY)
+    condition(conn, lt, 0, T0 + timedelta(seconds=30), Condition.PREDICT)
+    with pytest.raises(InvalidTransition, match="closed"):
+        file_feedback(conn, alarm_id, QIYE, "process_fluctuation", "nothing to say")
+
+    hh = tag(conn, "LT101")
+    condition(conn, hh, 2, T0)
+    other = int(str(alarm_of(conn, hh)["id"]))
+    acknowledge(conn, other, QIYE)
+    file_feedback(conn, other, QIYE, "real_handled", "切断进料")
+    danger = open_hidden_danger(conn, other, JIANGUAN, "联锁失效", T0 + timedelta(days=7), T0)
+    advance_hidden_danger(conn, danger, QIYE, "rectified", "已修复")
+    with pytest.raises(InvalidTransition, match="sent back"):
+        advance_hidden_danger(conn, danger, JIANGUAN, "open")
+
+
+def test_a_workflow_call_leaves_a_non_autocommit_connection_idle(database_url: str, conn: Conn) -> None:
+    lt = tag(conn, "LT101")
+    condition(conn, lt, 1, T0)
+    alarm_id = int(str(alarm_of(conn, lt)["id"]))
+    with psycopg.connect(database_url) as manual:
+        assert acknowledge(manual, alarm_id, DUTY)["state"] == "ACKED"
+        assert manual.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert alarm_of(conn, lt)["state"] == "ACKED"  # committed, seen from another connection
