@@ -12,6 +12,9 @@ no newer than the last one evaluated for its tag (a replay of stored data, or la
 not evaluated, so a replay neither raises a stale condition again nor clears a live one; of
 several readings of one tag with the same time, the first received counts (as in storage).
 Tags out of service are not evaluated (their alarms are suppressed by design).
+
+Composite conditions (VOTE of a voting group, SOURCE of a hazard source; ``rules.composite``)
+follow the tag conditions' changes in the same call; a tag out of service counts for none.
 """
 
 from __future__ import annotations
@@ -314,6 +317,7 @@ class RuleEngine:
         )
         self._changed = []
         levels = np.stack([st.high, st.low, st.fault, st.roc, st.frozen, st.predict], axis=1)
+        levels[~self.config.in_service] = 0  # a tag out of service votes for nothing
         return [
             Transition(
                 c.subject_id,

@@ -163,3 +163,13 @@ def test_composite_levels_survive_a_reload_of_the_ledger() -> None:
         ("vote_group", 701, "VOTE", 0, 3, 1.0, 2.0),
         ("hazard_source", 31, "SOURCE", 0, 3, 1.0, 2.0),
     ]
+
+
+def test_a_tag_out_of_service_counts_for_no_composite() -> None:
+    engine = RuleEngine(tag_config(), composites(min_tags=(0, 1)))
+    engine.seed(14, Condition.LOW, 1)  # tag 3 was at L when it was taken out of service
+    assert _composite(_run(engine, (4, 1, 50.0))) == []  # group 702 (1oo2) and source 32 stay normal
+    assert _composite(_run(engine, (4, 2, 12.0))) == [
+        ("vote_group", 702, "VOTE", 1, 2, 1.0, 1.0),
+        ("hazard_source", 32, "SOURCE", 1, 2, 1.0, 1.0),
+    ]
