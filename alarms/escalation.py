@@ -77,9 +77,10 @@ class Timer:
 
 def next_timer(existing: Timer | None, stage: Stage, row: JournalRow) -> Timer:
     """The timer after a journal row, given the alarm's current stage."""
-    if existing is not None and existing.stage == stage and row.action != "return":
+    returned = stage == "feedback" and row.action == "return"  # due again, from the return
+    if existing is not None and existing.stage == stage and not returned:
         return existing
-    if stage == "feedback" and existing is not None and existing.stage == "ack" and row.action != "return":
+    if stage == "feedback" and existing is not None and existing.stage == "ack" and not returned:
         return Timer(stage, existing.since, 0)  # feedback is due a fixed time after the alarm
     if stage in ("paused", "done") and existing is not None:
         return Timer(stage, existing.since, existing.steps)

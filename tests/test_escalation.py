@@ -13,7 +13,8 @@ import psycopg
 import pytest
 import yaml
 
-from alarms.escalation import ACTION, due_at, timers
+from alarms.escalation import ACTION, Timer, due_at, next_timer, stage_of, timers
+from alarms.outbox import JournalRow
 from alarms.policy import Policy, load_policy
 from alarms.store import (
     Actor,
@@ -323,3 +324,50 @@ def test_a_gateway_alarm_names_no_person_and_goes_to_the_duty_officers(
         ("province", "ack", "33", at(180)),
     ]
     assert "step 3 of 3" in receiver.requests[-1].json["text"]
+
+
+@pytest.mark.parametrize(
+    ("state", "disposition", "closed", "stage"),
+    [
+        ("UNACK", "due", False, "ack"),
+        ("RTN_UNACK", "not_required", False, "ack"),
+        ("SHELVED", "due", False, "paused"),
+        ("OUT_OF_SERVICE", "due", False, "paused"),
+        ("ACKED", "due", False, "feedback"),
+        ("NORMAL", "returned", False, "feedback"),
+        ("ACKED", "filed", False, "done"),
+        ("ACKED", "not_required", False, "done"),
+        ("NORMAL", "accepted", True, "done"),
+    ],
+)
+def test_the_stage_comes_from_the_alarm_row(state: str, disposition: str, closed: bool, stage: str) -> None:
+    assert stage_of(state, disposition, closed) == stage
+
+
+def _row(action: str, minute: int) -> JournalRow:
+    return JournalRow(
+        1, 1, 1, utc_from_ms(START_MS + minute * 60_000), "x", "y", action, None, "UNACK", 1, None, ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("existing", "stage", "action", "expected"),
+    [
+        (None, "ack", "raise", ("ack", 9, 0)),  # timed from the raise
+        (("ack", 0, 2), "ack", "reactivate", ("ack", 0, 2)),  # still unacknowledged: the clock runs on
+        (("ack", 0, 2), "feedback", "ack", ("feedback", 0, 0)),  # feedback is due from the alarm
+        (("feedback", 0, 1), "feedback", "return", ("feedback", 9, 0)),  # due again from the return
+        (("ack", 0, 1), "ack", "return", ("ack", 0, 1)),  # an old return row does not restart the ack
+        (("ack", 0, 1), "paused", "shelve", ("paused", 0, 1)),
+        (("paused", 0, 1), "ack", "unshelve", ("ack", 9, 0)),  # re-annunciated: a new clock
+        (None, "feedback", "raise", ("feedback", 9, 0)),  # read late, already acknowledged
+    ],
+)
+def test_next_timer(
+    existing: tuple[str, int, int] | None, stage: str, action: str, expected: tuple[str, int, int]
+) -> None:
+    def timer(t: tuple[str, int, int]) -> Timer:
+        return Timer(t[0], utc_from_ms(START_MS + t[1] * 60_000), t[2])  # type: ignore[arg-type]
+
+    got = next_timer(None if existing is None else timer(existing), stage, _row(action, 9))  # type: ignore[arg-type]
+    assert got == timer(expected)
