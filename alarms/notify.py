@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from alarms.channels import Channel, Delivery, DeliveryError
@@ -301,3 +302,15 @@ class Sender:
             self._down.discard(delivery.channel)
             logger.info("notification channel %s delivers again", delivery.channel)
         return 1
+
+
+def deliveries_of(conn: Conn, alarm_id: int) -> list[dict[str, object]]:
+    """Every delivery that told someone of an alarm (alone or in a digest), oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT d.id, d.key, d.recipient, d.channel, d.items, d.status, d.attempts, d.created_at,"
+            " d.sent_at, d.last_error, array_agg(i.journal_id ORDER BY i.journal_id) AS journal_ids"
+            " FROM notify_deliveries d JOIN notify_items i ON i.delivery_id = d.id WHERE i.alarm_id = %s"
+            " GROUP BY d.id ORDER BY d.id",
+            (alarm_id,),
+        ).fetchall()

@@ -18,7 +18,7 @@ from aiosmtpd.smtp import Envelope, Session
 
 from alarms.channels import verify_signature
 from alarms.escalation import EscalationTracker
-from alarms.notify import Notifier
+from alarms.notify import Notifier, deliveries_of
 from alarms.outbox import JournalRow, drain, position, run_batch
 from alarms.policy import Policy
 from alarms.workflows import Workflows
@@ -27,6 +27,7 @@ from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant
 from tests.support import ADMIN_DSN, free_port
 from tests.workflow_support import (
+    ENTERPRISE,
     ENVIRON,
     OPERATIONAL,
     SECRET,
@@ -252,8 +253,10 @@ def test_a_failing_receiver_is_retried_with_backoff_until_it_recovers(
     flows.tick(conn)
     assert len(receiver.requests) == 3
     assert len({r.headers["x-hazardwatch-delivery"] for r in receiver.requests}) == 1  # one message
-    row = conn.execute("SELECT status, attempts, last_error FROM notify_deliveries").fetchone()
-    assert row == ("sent", 3, None)
+    alarm = int(str(conn.execute("SELECT max(id) FROM alarms").fetchone()[0]))  # type: ignore[index]
+    [delivery] = deliveries_of(conn, alarm)
+    assert (delivery["status"], delivery["attempts"], delivery["last_error"]) == ("sent", 3, None)
+    assert delivery["recipient"] == f"person:{ENTERPRISE}/{OPERATIONAL}"
 
 
 def test_a_delivery_is_given_up_after_its_attempts(
