@@ -21,6 +21,10 @@ from hazardwatch.ledger import Plant, load_plant
 from hazardwatch.ledger.rulesfile import with_rules
 from hazardwatch.settings import ENV_DOC, Settings, parse_host_port
 
+# the synthetic cameras' scenes (simulators.camera_scene.SCENES, without its negative controls)
+CAMERA_SCENES = ["normal", "intrusion", "night", "covered", "defocused", "moved", "frozen", "offline", "fire",
+                 "smoke"]  # fmt: skip
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -103,6 +107,16 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from simulators import SimulatorUnreachable, request_scenario, serve
 
     control = parse_host_port(args.control or settings.sim_control)
+    if args.camera_scene:
+        from simulators.camera_stream import request_scene
+
+        try:
+            switched = request_scene(_plant(args, settings), args.camera_scene, args.camera)
+        except (ConnectionError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"cameras {' '.join(switched) or '(none)'} now play {args.camera_scene}")
+        return 0
     if args.scenario:
         try:
             state = request_scenario(
@@ -191,6 +205,17 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         worker_id=args.worker_id,
         policy=policy,
     )
+    return 0
+
+
+def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
+    from hazardwatch.settings import parse_mqtt_url
+    from video.service import serve
+
+    logsetup.configure(settings.log_level, "video")
+    serve(_plant(args, settings), parse_mqtt_url(args.mqtt_url or settings.mqtt_url),
+          Path(args.state_dir) if args.state_dir else settings.var_dir / "video", enterprise=args.enterprise,
+          gateway=args.gateway, group_size=args.group_size, log_level=settings.log_level)  # fmt: skip
     return 0
 
 
@@ -385,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enterprise", help="enterprise code of --tag")
     p.add_argument("--rate", type=float, help="climb rate in %% of span per second")
     p.add_argument("--control", help="simulator control address host:port (default: $HW_SIM_CONTROL)")
+    p.add_argument("--camera-scene", choices=CAMERA_SCENES, help="switch the synthetic cameras to a scene")
+    p.add_argument("--camera", help="only this camera (with --camera-scene)")
 
     p = add("agent", cmd_agent, "run the gateway agent: poll Modbus/OPC-UA devices and publish over MQTT")
     _common(p, "devices", "mqtt_url")
@@ -426,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not synchronize the ledger from the devices file (nor apply a rules file)",
     )
+
+    p = add("video", cmd_video, "run the camera analytics of a gateway: capture processes, events over MQTT")
+    _common(p, "devices", "mqtt_url")
+    p.add_argument("--enterprise", help="only this enterprise's cameras")
+    p.add_argument("--gateway", help="only the cameras this gateway reads")
+    p.add_argument("--group-size", type=int, default=4, help="cameras per capture process (default 4)")
+    p.add_argument("--state-dir", help="baselines and clips (default: $HW_VAR_DIR/video)")
 
     p = add("dashboard", cmd_dashboard, "run the web dashboard (alarm board, API, live push)")
     _common(p, "database_url")

@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, FilePayload, Page, async_playwright, expect
 
 from alarms.store import apply_transitions
 from hazardwatch.ledger import Plant
@@ -210,7 +210,7 @@ async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_
         await page.set_input_files(
             "#feedback-file",
             files=[
-                {"name": "现场照片.txt", "mimeType": "text/plain", "buffer": "压力表读数 1.62 MPa".encode()}
+                FilePayload(name="现场照片.txt", mimeType="text/plain", buffer="压力表读数 1.62 MPa".encode())
             ],
         )
         await page.click("#feedback-button")
@@ -309,6 +309,16 @@ async def test_enterprise_view_ledger_map_and_kpi_pages(browser: Browser, seeded
         await page.screenshot(path=ARTIFACTS / "pages-map.png", full_page=True)
 
         await page.click('.pages a[data-nav="kpi"]')
+        await expect(page.locator("body")).to_have_attribute("data-loaded", "1")
+        await expect(page.locator("#kpi-message")).to_be_hidden()
+        await expect(page.locator('[data-kpi="alarms"] .tile-value')).to_have_text("2")
+        await expect(page.locator('figure[data-chart="priority"] rect.bar')).to_have_count(3)
+        await expect(page.locator('figure[data-chart="trend"] circle')).to_have_count(7)
+        await expect(page.locator('figure[data-chart="per_enterprise"]')).to_be_visible()
+        await page.screenshot(path=ARTIFACTS / "pages-kpi-region.png", full_page=True)
+        await page.select_option("#kpi-enterprise", HOME)
+        await expect(page.locator('[data-kpi="alarms"] .tile-value')).to_have_text("1")
+        await expect(page.locator('figure[data-chart="per_enterprise"]')).to_have_count(0)
         await expect(page.locator("body")).to_have_attribute("data-loaded", "1")
         await page.screenshot(path=ARTIFACTS / "pages-kpi.png", full_page=True)
 

@@ -101,25 +101,31 @@
     ];
   }
 
+  let generation = 0; // a newer load makes an older one's answers moot
+
   async function load() {
+    const mine = ++generation;
     const days = Number($("kpi-days").value);
     const code = $("kpi-enterprise").value;
     const to = Date.now();
     const from = to - days * DAY_MS;
-    message("");
+    document.body.dataset.loaded = "0";
     try {
       const k = await fetchKpi(from, to, code);
-      tiles(k);
       const charts = summaryCharts(k);
       charts.push(await trend(days, code));
       if (!code) charts.push(...(await perEnterprise(from, to)));
+      if (mine !== generation) return;
+      message("");
+      tiles(k);
       $("kpi-charts").replaceChildren(...charts);
     } catch (err) {
+      if (mine !== generation) return;
       $("kpi-tiles").replaceChildren();
       $("kpi-charts").replaceChildren();
       message(err.status === 404 || err.status === 405 ? HW.t("kpi_unavailable") : err.message);
     } finally {
-      document.body.dataset.loaded = "1";
+      if (mine === generation) document.body.dataset.loaded = "1";
     }
   }
 
