@@ -13,12 +13,15 @@ import contextlib
 import logging
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import cv2
 
+from hazardwatch.ledger import Plant
 from simulators.camera_scene import SCENES, Scene
 
 logger = logging.getLogger(__name__)
@@ -71,7 +74,8 @@ class CameraStreamServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._httpd.shutdown()
+        if self._thread is not None:
+            self._httpd.shutdown()
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -157,3 +161,53 @@ class CameraStreamServer:
                 self.end_headers()
 
         return Handler
+
+
+def _loopback_streams(plant: Plant) -> dict[tuple[str, int], list[str]]:
+    """The cameras of a plant this simulator serves: http://127.0.0.1:<port>/cam/<code>.mjpg."""
+    served: dict[tuple[str, int], list[str]] = {}
+    for enterprise in plant.enterprises:
+        for _, camera in enterprise.iter_cameras():
+            parts = urlsplit(camera.url)
+            loopback = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+            if loopback and parts.port and parts.path == f"/cam/{camera.code}.mjpg":
+                served.setdefault((str(parts.hostname), parts.port), []).append(camera.code)
+    return served
+
+
+def camera_servers(plant: Plant, seed: int = 0) -> list[CameraStreamServer]:
+    """Start one stream server per loopback address the plant's cameras point at.
+
+    A busy address is logged and skipped: the cameras there show offline, the rest of the
+    simulated plant runs."""
+    servers = []
+    for (host, port), codes in _loopback_streams(plant).items():
+        try:
+            server = CameraStreamServer(host, port, codes, seed=seed)
+        except OSError as err:
+            logger.warning("camera simulator cannot listen on %s:%s (%s); cameras %s stay dark",
+                           host, port, err, ", ".join(codes))  # fmt: skip
+            continue
+        server.start()
+        servers.append(server)
+        logger.info("synthetic cameras %s on http://%s:%s/cam/", ", ".join(codes), host, port)
+    return servers
+
+
+def request_scene(plant: Plant, scene: str, camera: str | None = None) -> list[str]:
+    """Switch the running simulator's cameras (all, or one) to a scene; returns the cameras switched."""
+    switched = []
+    for (host, port), codes in _loopback_streams(plant).items():
+        for code in codes:
+            if camera not in (None, code):
+                continue
+            url = f"http://{host}:{port}/cam/{code}/scene?name={scene}"
+            request = urllib.request.Request(url, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - a loopback http URL
+                    switched.append(code)
+            except urllib.error.HTTPError as err:
+                raise ValueError(f"camera {code}: {err.reason}") from err
+            except OSError as err:
+                raise ConnectionError(f"no camera simulator answers at {host}:{port}") from err
+    return switched

@@ -8,6 +8,7 @@ import logging
 import signal
 
 from hazardwatch.ledger import Plant
+from simulators.camera_stream import camera_servers
 from simulators.control import ControlServer
 from simulators.modbus_server import ModbusSimulator
 from simulators.opcua_server import OpcUaSimulator
@@ -54,6 +55,8 @@ async def run(
         await opcua.refresh(model)
         stack.push_async_callback(controller.stop)
         await controller.start()
+        for cameras in camera_servers(plant, seed):
+            stack.callback(cameras.stop)
         logger.info(
             "simulating %d tags: modbus %s, opc-ua %s, control %s:%s",
             len(model.keys),

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
     status: str  # online, offline, tampered
-    since_ms: int
+    since_ms: int | None  # None: as started, before any frame or silence
     reasons: tuple[str, ...] = ()
 
 
@@ -41,7 +41,7 @@ class CameraPipeline:
         self.last_frame_ms: int | None = None
         self.frames = 0
         self._clip_of: dict[str, str] = {}
-        self._status = CameraStatus("offline", 0)
+        self._status = CameraStatus("offline", None)
 
     def frame(self, image: Image, ts_ms: int) -> list[wire.EdgeEvent]:
         """Analyse one frame; returns the events to publish."""
@@ -68,10 +68,6 @@ class CameraPipeline:
         if last is None or now_ms - last >= self.camera.offline_after_s * 1000:
             self._set_status("offline", now_ms)
         return [self._wire(c, None) for c in self.events.tick(now_ms)]
-
-    def offline(self, now_ms: int) -> None:
-        """The capture lost the stream."""
-        self._set_status("offline", now_ms)
 
     @property
     def status(self) -> CameraStatus:
