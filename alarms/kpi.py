@@ -30,31 +30,32 @@ half-open range [start, end), and only from what the journal knew by ``end``:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 import psycopg
 
+from alarms.kpi_arrays import (
+    DAY_US,
+    I64,
+    NOTHING_YET,
+    TEN_MIN_US,
+    US,
+    Distribution,
+    bucket_counts,
+    chattering_sources,
+    distribution,
+    fleeting_count,
+    flood_episodes,
+)
 from hazardwatch.clock import utc_from_ms
 
 Conn = psycopg.Connection[tuple[Any, ...]]
-I64 = npt.NDArray[np.int64]
 
 ANNUNCIATING = ("raise", "reactivate", "escalate", "unshelve", "unsuppress", "return_to_service")
-US = 1_000_000
-TEN_MIN_US = 600 * US
-DAY_US = 86_400 * US
-FLOOD_ABOVE = 10  # a flood starts when the 10-minute count exceeds this…
-FLOOD_BELOW = 5  # …and ends when it falls below this
-CHATTER_ALARMS = 3
-CHATTER_WINDOW_US = 60 * US
-FLEETING_US = 10 * US
-FLEETING_QUIET_US = 60 * US
 STALE_AFTER = timedelta(hours=24)
 TOP = 10
 MAX_SPAN = timedelta(days=92)
@@ -88,17 +89,6 @@ class Selection:
             f"e.division LIKE %s AND (%s::text IS NULL OR e.code = %s) AND ({clause})",
             [self.division + "%", self.enterprise_code, self.enterprise_code, *params],
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Distribution:
-    """Seconds: how many were measured, nearest-rank p50/p90 and the maximum; pending = not yet done."""
-
-    count: int
-    p50: float | None
-    p90: float | None
-    max: float | None
-    pending: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +149,8 @@ class Kpis:
     fleeting: int = 0
     stale: list[Stale] = field(default_factory=list)
     priority: dict[int, int] = field(default_factory=lambda: {1: 0, 2: 0, 3: 0})
-    time_to_ack: Distribution = Distribution(0, None, None, None, 0)
-    time_to_feedback: Distribution = Distribution(0, None, None, None, 0)
+    time_to_ack: Distribution = NOTHING_YET
+    time_to_feedback: Distribution = NOTHING_YET
     online: Online | None = None
 
     @property
@@ -173,83 +163,6 @@ class Kpis:
         data["priority_pct"] = {str(p): v for p, v in self.priority_pct.items()}
         data["online"] = None if self.online is None else {**asdict(self.online), "rate": self.online.rate}
         return data
-
-
-# -- the numbers, from arrays ------------------------------------------------------------------
-def nearest_rank(sorted_values: npt.NDArray[np.float64], pct: float) -> float:
-    """The nearest-rank percentile of ascending values: the ⌈pct/100 · n⌉-th smallest."""
-    rank = max(1, math.ceil(pct / 100.0 * sorted_values.size))
-    return float(sorted_values[rank - 1])
-
-
-def distribution(seconds: npt.NDArray[np.float64], pending: int) -> Distribution:
-    if seconds.size == 0:
-        return Distribution(0, None, None, None, pending)
-    values = np.sort(seconds)
-    return Distribution(
-        int(values.size), nearest_rank(values, 50), nearest_rank(values, 90), float(values[-1]), pending
-    )
-
-
-def bucket_counts(times_us: I64, start_us: int, end_us: int, width_us: int) -> I64:
-    """Alarms per bucket of ``width_us``, buckets aligned to the start (the last may be partial)."""
-    buckets = max(1, -(-(end_us - start_us) // width_us))
-    return np.bincount((times_us - start_us) // width_us, minlength=buckets).astype(np.int64)
-
-
-def trailing_counts(times_us: I64, points_us: I64) -> I64:
-    """c(t): alarms in (t − 10 min, t] at each point (``times_us`` ascending)."""
-    inside = np.searchsorted(times_us, points_us, side="right")
-    left = np.searchsorted(times_us, points_us - TEN_MIN_US, side="right")
-    return (inside - left).astype(np.int64)
-
-
-def flood_episodes(times_us: I64, end_us: int) -> list[tuple[int, int, int, int, bool]]:
-    """(start, end, alarms, peak count, ongoing) of each flood; ``times_us`` ascending."""
-    if times_us.size == 0:
-        return []
-    points = np.unique(np.concatenate([times_us, times_us + TEN_MIN_US]))
-    points = points[points < end_us]
-    counts = trailing_counts(times_us, points)
-    mark = np.where(counts > FLOOD_ABOVE, 1, np.where(counts < FLOOD_BELOW, 0, -1))
-    last = np.maximum.accumulate(np.where(mark >= 0, np.arange(mark.size), -1))
-    state = np.where(last >= 0, mark[np.maximum(last, 0)], 0)
-    edges = np.diff(np.concatenate([[0], state, [0]]))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    episodes = []
-    for i, j in zip(starts.tolist(), stops.tolist(), strict=True):
-        ongoing = j >= points.size
-        begin, finish = int(points[i]), end_us if ongoing else int(points[j])
-        inside = int(np.searchsorted(times_us, finish, "left") - np.searchsorted(times_us, begin, "left"))
-        episodes.append((begin, finish, inside, int(counts[i:j].max()), ongoing))
-    return episodes
-
-
-def chattering_sources(source: I64, times_us: I64) -> I64:
-    """Sources with ``CHATTER_ALARMS`` alarms within ``CHATTER_WINDOW_US``."""
-    order = np.lexsort((times_us, source))
-    s, t = source[order], times_us[order]
-    k = CHATTER_ALARMS - 1
-    hit = (s[k:] == s[:-k]) & (t[k:] - t[:-k] <= CHATTER_WINDOW_US) if s.size > k else np.zeros(0, bool)
-    return np.unique(s[:-k][hit]) if hit.size else np.zeros(0, np.int64)
-
-
-def fleeting_count(source: I64, times_us: I64, cleared_us: I64) -> int:
-    """Alarms cleared within ``FLEETING_US`` whose source has no other alarm within the quiet time.
-
-    ``cleared_us`` is −1 where the condition had not cleared by the end.
-    """
-    order = np.lexsort((times_us, source))
-    s, t, c = source[order], times_us[order], cleared_us[order]
-    gap_before = np.full(s.size, np.iinfo(np.int64).max)
-    gap_after = np.full(s.size, np.iinfo(np.int64).max)
-    same = s[1:] == s[:-1]
-    gaps = t[1:] - t[:-1]
-    gap_before[1:] = np.where(same, gaps, gap_before[1:])
-    gap_after[:-1] = np.where(same, gaps, gap_after[:-1])
-    quick = (c >= 0) & (c - t < FLEETING_US)
-    alone = (gap_before > FLEETING_QUIET_US) & (gap_after > FLEETING_QUIET_US)
-    return int(np.count_nonzero(quick & alone))
 
 
 # -- from the database -------------------------------------------------------------------------

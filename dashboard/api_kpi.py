@@ -208,7 +208,12 @@ async def commitments_list(request: web.Request) -> web.StreamResponse:
 
 async def commitment_file(request: web.Request) -> web.StreamResponse:
     """POST /api/v1/commitments {hazard_source, unit_status, special_operations, trial_production,
-    startup, major_hidden_dangers, risk_level, commitment, principal?} — today's, by the enterprise."""
+    startup, major_hidden_dangers, risk_level, commitment, principal} — the enterprise files (or
+    revises) today's commitment of one of its hazard sources; principal defaults to its 主要负责人.
+
+    unit_status: running, stopped or maintenance; special_operations: counts by kind (hot_work,
+    confined_space, blind_plate, work_at_height, lifting, temporary_power, excavation,
+    road_closure); risk_level: the level it declares, 1 红 … 4 蓝. 201 with the stored revision."""
     who = require_principal(request)
     if who.role != Role.ENTERPRISE or who.enterprise_id is None:
         raise forbidden("only the enterprise files its safety commitment")

@@ -352,6 +352,33 @@ def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_kpi(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime
+
+    from alarms.kpi import Selection, compute
+    from alarms.kpi_text import render
+    from ingest.db import connect
+    from ingest.storage import online_rates
+
+    try:
+        start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+    except ValueError as err:
+        raise ConfigError(f"--from/--to must be ISO 8601 times: {err}") from err
+    if start.tzinfo is None or end.tzinfo is None or start >= end:
+        raise ConfigError("--from and --to need a time zone (e.g. +08:00 or Z), and --from must come first")
+    selection = Selection(args.division or "", args.enterprise)
+    with connect(args.database_url or settings.database_url) as conn:
+        try:
+            kpis = compute(conn, start, end, selection, online_rates(conn, start, end, "enterprise"))
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+    if args.json:
+        print(json.dumps(kpis.as_dict(), default=str, ensure_ascii=False, indent=1))
+    else:
+        print(render(kpis, settings.timezone))
+    return 0
+
+
 def _common(parser: argparse.ArgumentParser, *names: str) -> None:
     flags = {
         "devices": ("--devices", "devices file (default: $HW_DEVICES or devices.yaml)"),
@@ -509,6 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--hours", type=float, default=24, help="the span, ending at the last whole minute (default 24)"
     )
     p.add_argument("--by", choices=["enterprise", "gateway", "tag"], default="gateway", help="grouping")
+
+    p = add("kpi", cmd_kpi, "alarm KPIs (ISA-18.2) of a region or an enterprise over a time range")
+    _common(p, "database_url")
+    p.add_argument("--from", dest="start", required=True, help="start, ISO 8601 with a zone")
+    p.add_argument("--to", dest="end", required=True, help="end, ISO 8601 with a zone")
+    position = p.add_mutually_exclusive_group()
+    position.add_argument("--division", help="a region: prefix of the 6-digit division code (default: all)")
+    position.add_argument("--enterprise", help="one enterprise, by its code")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     p = add("rules", cmd_rules_backtest, "rule tools: run a changed rule set over stored history")
     rules_sub = p.add_subparsers(dest="rules_command", required=True, metavar="ACTION")

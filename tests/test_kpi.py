@@ -6,6 +6,7 @@ recomputation below replays the journal row by row and shares no code with alarm
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import psycopg
 import pytest
 
 from alarms.kpi import Kpis, Selection, compute
+from hazardwatch.cli import main
 from hazardwatch.ledger import load_plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
@@ -265,3 +267,28 @@ def test_an_empty_or_bad_range(day: str) -> None:
             compute(conn, END, START)
         with pytest.raises(ValueError, match="92 days"):
             compute(conn, START, START + timedelta(days=93))
+
+
+def test_the_command_line_prints_the_kpis_in_local_time_or_as_json(
+    day: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    span = ["--database-url", day, "--from", START.isoformat(), "--to", END.isoformat()]
+    with psycopg.connect(day) as conn:
+        kpis = compute(conn, START, END, Selection("330110"))
+    assert main(["kpi", *span, "--division", "330110", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["alarms"], data["division"], data["enterprises"]) == (kpis.alarms, "330110", ["E330110001"])
+    assert len(data["floods"]) == len(kpis.floods)
+    assert data["time_to_ack"]["p90"] == kpis.time_to_ack.p90
+    assert data["online"]["expected"] > 0
+
+    assert main(["kpi", *span, "--enterprise", "E330110001"]) == 0
+    text = capsys.readouterr().out
+    assert (
+        "KPIs of enterprise E330110001 from 2026-12-01 00:00:00 to 2026-12-02 00:00:00 (Asia/Shanghai)"
+        in text
+    )
+    assert f"  alarms                 {kpis.alarms}\n" in text
+    assert f"{kpis.bad_actors[0].source}" in text
+    assert "一级" in text
+    assert main(["kpi", "--database-url", day, "--from", "yesterday", "--to", END.isoformat()]) == 2
