@@ -11,6 +11,8 @@ from types import FrameType
 import psycopg
 
 from alarms.policy import DEFAULT, Policy
+from alarms.risk import risk_tick
+from hazardwatch.clock import Clock, SystemClock, utc_from_ms
 from hazardwatch.ledger import Plant
 from hazardwatch.settings import parse_mqtt_url
 from ingest.consumer import Consumer, subscriptions
@@ -50,6 +52,8 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
         target=run_maintenance, args=(database_url, retention, stop), name="storage-maintenance", daemon=True
     )
     maintenance.start()
+    risk = threading.Thread(target=run_risk, args=(database_url, policy, stop), name="risk-tick", daemon=True)
+    risk.start()
     consumer = Consumer(
         Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days), policy=policy),
         parse_mqtt_url(mqtt_url),
@@ -60,6 +64,7 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
     )
     consumer.run(stop)
     maintenance.join(timeout=10)
+    risk.join(timeout=10)
     logger.info("ingest stopped after %d messages", consumer.processed)
 
 
@@ -97,3 +102,19 @@ def run_maintenance(database_url: str, retention: Retention, stop: threading.Eve
             stop.wait(60)
             continue
         stop.wait(MAINTENANCE_INTERVAL_S)
+
+
+RISK_INTERVAL_S = 60.0
+
+
+def run_risk(database_url: str, policy: Policy, stop: threading.Event, clock: Clock | None = None) -> None:
+    """Every minute: NO_COMMITMENT alarms and the dynamic risk levels (``alarms.risk.risk_tick``;
+    one worker at a time, the others skip); a failure is retried at the next turn."""
+    clock = clock or SystemClock()
+    while not stop.is_set():
+        try:
+            with connect(database_url) as conn:
+                risk_tick(conn, utc_from_ms(clock.now_ms()), policy)
+        except (psycopg.Error, OSError) as err:
+            logger.warning("risk tick failed (%s); retrying in a minute", err)
+        stop.wait(RISK_INTERVAL_S)

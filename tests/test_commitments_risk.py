@@ -6,6 +6,7 @@ HS330281002-01 (chlorine store, 二级), HS330281002-02 (四级). Default policy
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,12 +24,14 @@ from alarms.commitments import (
     local_day,
     sync_alarms,
 )
-from alarms.policy import Policy, Risk
-from alarms.risk import assess, risk_tick
+from alarms.policy import DEFAULT, Policy, Risk
+from alarms.risk import RISK_LOCK, assess, risk_tick
 from alarms.store import Actor, acknowledge, apply_transitions
+from hazardwatch.clock import FakeClock
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
+from ingest.service import run_risk
 from rules.types import Condition, Subject, Transition
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -265,3 +268,29 @@ def test_an_alarm_without_a_hazard_source_counts_for_its_enterprise(conn: Conn) 
     assert enterprise.score == 20.0 + 2.0  # its gravest hazard source (the LPG farm, 三级) and the gateway
     assert enterprise.level == 3
     assert all(a.score in (0.0, 20.0, 40.0) for a in scores.values() if a.subject_kind == "hazard_source")
+
+
+class OneTurn(threading.Event):
+    """A stop event that ends the loop after its first turn (no waiting)."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.set()
+        return True
+
+
+def test_ingest_ticks_commitments_and_risk_on_its_clock(conn: Conn, database_url: str) -> None:
+    run_risk(database_url, DEFAULT, OneTurn(), FakeClock(int(TEN.timestamp() * 1000)))
+    # 10:00 and nobody has filed: +20 everywhere, and a NO_COMMITMENT alarm on each hazard source
+    assert levels(conn) == {LPG: 2, NH3: 3, CL2: 1, HCL: 3, "E330110001": 2, "E330281002": 1}
+    assert conn.execute("SELECT DISTINCT computed_at FROM risk_levels").fetchall() == [(TEN,)]
+    assert conn.execute(
+        "SELECT count(*) FROM alarms WHERE condition = 'NO_COMMITMENT' AND active"
+    ).fetchone() == (4,)
+
+
+def test_one_ticker_at_a_time_the_others_skip(conn: Conn, database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (RISK_LOCK,))
+        assert risk_tick(conn, TEN) == 0
+        assert levels(conn) == {}
+    assert risk_tick(conn, TEN) == 6
