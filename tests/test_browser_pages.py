@@ -127,7 +127,7 @@ async def test_duty_officer_sees_a_p1_live_acknowledges_shelves_and_sees_the_flo
         await row.locator("td.tag").click()
         await expect(page.locator("#detail")).to_have_attribute("data-loaded", str(p1))
         await expect(page.locator("#shelve-note")).to_contain_text("一级报警不可搁置")
-        await expect(page.locator("#shelve-button")).to_be_disabled()
+        await expect(page.locator("#shelve-fields")).to_be_hidden()
         await expect(page.locator("#why-fields")).to_contain_text("HH 高高报")
         await expect(page.locator("#why-fields")).to_contain_text("+2")  # 92 against 90
 
@@ -186,6 +186,49 @@ async def test_duty_officer_sees_a_p1_live_acknowledges_shelves_and_sees_the_flo
             "SELECT state, shelved_by, shelve_reason FROM alarms WHERE id = %s", (p3,)
         ).fetchone()
     assert shelved == ("SHELVED", "duty", "变送器校验中")
+
+
+def insert_open_alarms(url: str, count: int) -> None:
+    """``count`` open 三级 video alarms spread over the tags (one subject, many conditions each),
+    inserted directly: the board's paging is under test, not the rule engine."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "WITH ids AS (SELECT array_agg(id ORDER BY id) AS tag FROM tags)"
+            " INSERT INTO alarms (tag_id, subject_kind, subject_id, enterprise_id, hazard_source_id,"
+            " equipment_id, condition, kind, level, priority, state, active, raised_at, value)"
+            " SELECT t.id, 'tag', t.id, t.enterprise_id, t.hazard_source_id, t.equipment_id,"
+            "   'BULK_' || chr(65 + mod(n / 676, 26)) || chr(65 + mod(n / 26, 26)) || chr(65 + mod(n, 26)),"
+            "   'video', 1, 3, 'UNACK', true, now() - make_interval(secs => n), 1"
+            " FROM generate_series(0, %s - 1) AS n, ids JOIN tags t ON true"
+            " WHERE t.id = ids.tag[1 + mod(n, cardinality(ids.tag))]",
+            (count,),
+        )
+        conn.commit()
+
+
+async def test_the_board_pages_ten_thousand_open_alarms_and_still_shows_a_new_one(
+    browser: Browser, seeded_db: Seeded
+) -> None:
+    url = seeded_db.url
+    insert_open_alarms(url, 10_000)
+    async with serving(url) as base:
+        context, page = await session(browser, base, "duty", TABLET)
+        errors = errors_of(page)
+        await expect(page.locator("#alarm-count")).to_have_text("共 10000 条")
+        await expect(page.locator("#alarm-rows tr.alarm")).to_have_count(200)
+        await expect(page.locator("#page-info")).to_have_text("第 1 / 50 页")
+        await page.click("#page-next")
+        await expect(page.locator("#page-info")).to_have_text("第 2 / 50 页")
+        await expect(page.locator("#alarm-rows tr.alarm")).to_have_count(200)
+        # a new 一级 alarm while on page 2: the cue comes at once, the row is first on page 1
+        p1 = raise_condition(url, seeded_db.tags[f"{AWAY}/LT301"], Condition.HIGH, level=2)
+        await expect(page.locator("#p1-banner")).to_contain_text("LT301")
+        await expect(page.locator("#alarm-count")).to_have_text("共 10001 条")
+        await page.click("#page-prev")
+        await expect(page.locator("#alarm-rows tr.alarm").first).to_have_attribute("data-alarm-id", str(p1))
+        await page.screenshot(path=ARTIFACTS / "pages-board-10000.png")
+        await context.close()
+        assert not errors, errors
 
 
 async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_it_in_history(

@@ -200,9 +200,13 @@
     }
   }
 
+  let generation = 0; // the newest load wins: an older page's answer arriving late is dropped
+
   async function load() {
     if (isAdmin) { render(); return; }
+    const mine = ++generation;
     const data = await HW.api("GET", "/api/v1/alarms?state=" + tab + "&limit=" + PAGE + "&offset=" + offset);
+    if (mine !== generation) return;
     alarms.clear();
     for (const alarm of data.alarms) alarms.set(alarm.id, alarm);
     total = data.total;
@@ -225,10 +229,12 @@
     reloadTimer = setTimeout(function () { load().catch(function () {}); loadFlood(); }, RELOAD_MS);
   }
 
+  /** Apply a change to the page shown; a new alarm joins the first page only (on a later page
+      it counts, and the reload that follows puts it where it sorts). */
   function upsert(alarm) {
     const had = alarms.has(alarm.id);
     if (TAB_STATES[tab].has(alarm.state)) {
-      alarms.set(alarm.id, alarm);
+      if (had || offset === 0) alarms.set(alarm.id, alarm);
       if (!had) total += 1;
     } else if (had) {
       alarms.delete(alarm.id);

@@ -62,8 +62,8 @@ window.HWDetail = (function () {
     const policy = HW.config.shelving || { roles: [] };
     const may = shelving(a);
     $("shelve-form").hidden = may === "no";
+    $("shelve-fields").hidden = may !== "yes";
     $("shelve-button").disabled = may !== "yes";
-    $("shelve-reason").disabled = may !== "yes";
     $("shelve-note").hidden = may !== "priority";
     $("shelve-note").textContent = may === "priority" ? HW.t("shelve_not_priority", { p: HW.t("priority_" + a.priority) }) : "";
     const shelved = a.state === "SHELVED";

@@ -21,7 +21,8 @@
       y0 = Math.min(y0, p.lat); y1 = Math.max(y1, p.lat);
     }
     const pad = Math.max(0.05, (x1 - x0) * 0.15, (y1 - y0) * 0.15);
-    return [x0 - pad, x1 + pad, y0 - pad, y1 + pad];
+    // names are written to the right of their dot: leave them room on the east side
+    return [x0 - pad, x1 + pad + Math.max(0.2, (x1 - x0) * 0.35), y0 - pad, y1 + pad];
   }
 
   function draw(list) {
