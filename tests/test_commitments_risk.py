@@ -294,3 +294,17 @@ def test_one_ticker_at_a_time_the_others_skip(conn: Conn, database_url: str) -> 
         assert risk_tick(conn, TEN) == 0
         assert levels(conn) == {}
     assert risk_tick(conn, TEN) == 6
+
+
+def test_the_weights_are_the_policys(conn: Conn) -> None:
+    lenient = Policy(risk=Risk(missing_commitment=0.0, inherent={1: 60.0, 2: 20.0, 3: 0.0, 4: 0.0}))
+    chlorine = source(conn, CL2)
+    [default] = [
+        a for a in assess(conn, TEN) if (a.subject_kind, a.subject_id) == ("hazard_source", chlorine)
+    ]
+    [custom] = [
+        a for a in assess(conn, TEN, lenient) if (a.subject_kind, a.subject_id) == ("hazard_source", chlorine)
+    ]
+    assert (default.score, default.level, default.factors["missing_commitment"]) == (60.0, 1, 20.0)
+    assert (custom.score, custom.level, custom.inherent) == (20.0, 3, 3)
+    assert custom.factors["missing_commitment"] == 0.0  # still reported, weighing nothing
