@@ -637,6 +637,19 @@ def set_tag_service(
         return _mask_open(conn, "a.tag_id = %s", (tag_id,), AlarmState.OUT_OF_SERVICE, actor, reason.strip())
 
 
+def suppress_by_design(conn: Conn, subject: Subject, subject_id: int, conditions: Iterable[str],
+                       suppress: bool, reason: str, policy: Policy = DEFAULT) -> int:  # fmt: skip
+    """Suppress by design (or release) the open alarms of some conditions of one subject: a
+    camera's intrusion alarms while the camera itself is tampered or offline (the tamper is the
+    alarm). The caller owns the transaction; returns the alarms moved."""
+    where = "a.subject_kind = %s AND a.subject_id = %s AND a.condition = ANY(%s)"
+    params: tuple[object, ...] = (subject.value, subject_id, list(conditions))
+    if suppress:
+        return _mask_open(conn, where, params, AlarmState.SUPPRESSED, SYSTEM, reason)
+    where += " AND a.state = 'SUPPRESSED' AND a.suppression_id IS NULL"
+    return _unmask_where(conn, where, params, SYSTEM, reason, policy)
+
+
 def expire(conn: Conn, now: datetime, policy: Policy = DEFAULT) -> int:
     """The clock's turn: end shelves past their time, start and end declared suppressions.
 

@@ -22,6 +22,7 @@ from dashboard import (
     api_kpi,
     api_ledger,
     api_suppressions,
+    api_video,
     api_workflow,
     metrics,
     middleware,
@@ -76,6 +77,8 @@ def _routes(app: web.Application) -> None:
     r.add_post(r"/api/v1/suppressions/{suppression_id:\d+}/end", api_suppressions.suppression_end)
     r.add_post(r"/api/v1/tags/{tag_id:\d+}/service", api_suppressions.tag_set_service)
     r.add_get(r"/api/v1/tags/{tag_id:\d+}/trend", api_alarms.tag_trend)
+    r.add_get(r"/api/v1/snapshots/{snapshot_id:\d+}", api_video.snapshot)
+    r.add_get("/api/v1/cameras", api_video.cameras)
     r.add_get("/api/v1/tokens", api_admin.tokens_list)
     r.add_post("/api/v1/tokens", api_admin.token_create)
     r.add_post(r"/api/v1/tokens/{token_id:\d+}/revoke", api_admin.token_revoke)

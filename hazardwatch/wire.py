@@ -248,6 +248,7 @@ def status_payload(online: bool, extra: dict[str, Any] | None = None) -> bytes:
 EVENT_PHASES = ("new", "update", "end")
 CAMERA_STATES = ("online", "offline", "tampered")
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+MAX_DETAIL_CHARS = 16 * 1024
 _CONDITION = re.compile(r"^[A-Z][A-Z_]{1,31}$")
 _EVENT_ID = re.compile(r"^[\w.\-]{1,200}$")
 
@@ -334,6 +335,12 @@ def decode_event(payload: bytes) -> EdgeEvent:
     detail = doc.get("detail") or {}
     if not isinstance(detail, dict):
         raise WireError("field 'detail' must be a map")
+    try:
+        detail_chars = len(json.dumps(detail, allow_nan=False))
+    except (TypeError, ValueError) as err:  # bytes, NaN, keys that are not strings
+        raise WireError(f"field 'detail' must hold JSON values: {err}") from err
+    if detail_chars > MAX_DETAIL_CHARS:
+        raise WireError(f"field 'detail' exceeds {MAX_DETAIL_CHARS} characters as JSON")
     clip = doc.get("clip")
     if clip is not None and (not isinstance(clip, str) or not _EVENT_ID.match(clip)):
         raise WireError("field 'clip' must be a file name")

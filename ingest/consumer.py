@@ -33,7 +33,7 @@ CLOCK_TICK_S = 5.0  # how often the platform's time goes out to the agents
 
 def subscriptions(enterprises: Sequence[str] = ()) -> list[str]:
     """Topic filters of one worker: all enterprises, or only the ones it owns."""
-    kinds = ("readings", "status", "health")
+    kinds = ("readings", "status", "health", "events", "cameras")
     return [f"{wire.TOPIC_ROOT}/{code}/+/{kind}" for code in (enterprises or ["+"]) for kind in kinds]
 
 

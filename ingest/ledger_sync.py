@@ -14,6 +14,7 @@ import psycopg
 
 from hazardwatch.ledger import Enterprise, HazardSource, Plant
 from hazardwatch.ledger.models import Tag
+from ingest.cameras import sync_cameras
 from ingest.composites import sync_composites
 
 logger = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ def sync_ledger(conn: Conn, plant: Plant) -> SyncReport:
         for enterprise in plant.enterprises:
             s, c, r = _sync_enterprise(conn, enterprise)
             sources, changes, retired = sources + s, changes + c, retired + r
+            sync_cameras(conn, enterprise)
     return SyncReport(
         enterprises=len(plant.enterprises),
         hazard_sources=sources,

@@ -28,6 +28,7 @@ from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
+from ingest.video import record_cameras, record_event
 from rules.engine import RuleEngine
 from rules.types import Condition
 
@@ -211,6 +212,12 @@ class Pipeline:
                 return []
             if address.kind == "health":
                 _record_health(conn, index, address, message.payload)
+                return []
+            if address.kind == "events":
+                record_event(conn, address, message.payload, self._policy)
+                return []
+            if address.kind == "cameras":
+                record_cameras(conn, address, message.payload, self._clock.now_ms(), self._policy)
                 return []
             batch = _decode_readings(address, message.payload)
         except WireError as err:
