@@ -26,7 +26,15 @@ import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
 from rules.composite import CODE, CompositeConfig, CompositeState, TagChanges, evaluate_composites
-from rules.limits import delayed, group_starts, high_levels, latch, low_levels, previous_in_group
+from rules.limits import (
+    delayed,
+    group_starts,
+    high_levels,
+    latch,
+    low_levels,
+    previous_in_group,
+    tag_time_order,
+)
 from rules.types import Condition, Subject, Transition
 from rules.windows import History, evaluate_windows, frozen_levels
 
@@ -247,7 +255,7 @@ class RuleEngine:
     ) -> list[Transition]:
         """Evaluate one batch (any order, any mix of tags); returns transitions in time order."""
         cfg, st = self.config, self.state
-        order = np.lexsort((ts, idx))
+        order = tag_time_order(idx, ts)
         idx, ts, values, quality = idx[order], ts[order], values[order], quality[order]
         keep = cfg.in_service[idx] & (ts > st.last_ts[idx])
         keep[1:] &= (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])  # one reading per (tag, time): the first

@@ -65,15 +65,17 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
     all_idx = np.concatenate([history.idx, idx])
     all_ts = np.concatenate([history.ts, ts])
     all_val = np.concatenate([history.val, val])
-    order = np.lexsort((all_ts, all_idx))
-    all_idx, all_ts, all_val = all_idx[order], all_ts[order], all_val[order]
-    is_new = order >= history.idx.size
-    pos = np.flatnonzero(is_new)  # positions of the new readings, in their (tag, time) order
-
     base = int(all_ts.min()) if all_ts.size else 0
     rel = all_ts - base
-    span = int(rel.max()) + int(max(roc_period_ms.max(initial=0), predict_window_ms.max(initial=0))) + 2
-    key = all_idx * span + rel
+    span = (
+        int(rel.max(initial=0)) + int(max(roc_period_ms.max(initial=0), predict_window_ms.max(initial=0))) + 2
+    )
+    key = all_idx * span + rel  # orders as (tag, time)
+    # both parts are sorted by (tag, time): a stable sort of the keys merges two runs in linear time
+    order = np.argsort(key, kind="stable")
+    all_idx, all_ts, all_val, rel, key = all_idx[order], all_ts[order], all_val[order], rel[order], key[order]
+    is_new = order >= history.idx.size
+    pos = np.flatnonzero(is_new)  # positions of the new readings, in their (tag, time) order
 
     # rate of change against the earliest reading of the period
     tags = all_idx[pos]
@@ -89,12 +91,16 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
     target = np.full(n_new, np.nan)
     wants = np.flatnonzero(predict_response_ms[tags] > 0)
     if wants.size:
-        p_pos, p_tags = pos[wants], tags[wants]
-        x = rel.astype(np.float64)
-        y = all_val
+        # the sums run over the readings of predicting tags only (still in (tag, time) order)
+        sel = np.flatnonzero(predict_response_ms[all_idx] > 0)
+        p_tags = tags[wants]
+        p_pos = np.searchsorted(sel, pos[wants])  # positions within the selection
+        x = rel[sel].astype(np.float64)
+        y = all_val[sel]
+        sel_key = key[sel]
         cx, cy = _prefix(x), _prefix(y)
         cxx, cxy, cyy = _prefix(x * x), _prefix(x * y), _prefix(y * y)
-        start = np.searchsorted(key, key[p_pos] - predict_window_ms[p_tags], side="left")
+        start = np.searchsorted(sel_key, sel_key[p_pos] - predict_window_ms[p_tags], side="left")
         end = p_pos + 1
         n = (end - start).astype(np.float64)
         sx, sy = cx[end] - cx[start], cy[end] - cy[start]
