@@ -126,8 +126,8 @@ async def _outbox_lag(conn: AsyncConn) -> list[str]:
         return []
     rows = await (
         await conn.execute(
-            "SELECT p.consumer, (SELECT count(*) FROM alarm_journal j WHERE j.id > p.journal_id)"
-            " FROM outbox_positions p"
+            "SELECT p.consumer, (SELECT count(*) FROM alarm_journal j"
+            "   WHERE (j.xid, j.id) > (p.xid, p.journal_id)) FROM outbox_positions p"
         )
     ).fetchall()
     return family("hw_outbox_lag_entries", "gauge", "journal entries an outbox consumer has not processed",

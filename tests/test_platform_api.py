@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import aiohttp
+import psycopg
 import pytest
 
 from hazardwatch.ledger import Plant
@@ -54,6 +55,9 @@ async def test_the_openapi_document_lists_every_api_route_with_its_parameters(se
 
 async def test_metrics_show_the_platforms_health_in_the_prometheus_format(seeded: Seeded) -> None:
     raise_alarm(seeded.url, seeded.tags[f"{HOME}/LT101"])
+    with psycopg.connect(seeded.url) as conn:  # a consumer that has read nothing yet
+        conn.execute("INSERT INTO outbox_positions (consumer) VALUES ('probe')")
+        conn.commit()
     async with running(seeded.url) as (server, _):
         async with logged_in(server, "qiye") as qiye:
             await qiye.get("/api/v1/alarms")
@@ -71,6 +75,7 @@ async def test_metrics_show_the_platforms_health_in_the_prometheus_format(seeded
         r'hw_http_requests_total\{method="GET",route="/api/v1/alarms/\{alarm_id\}",status="4xx"\} 1', text
     )
     assert "hw_database_up 1" in text
+    assert 'hw_outbox_lag_entries{consumer="probe"} 1' in text  # the raise's journal row
     assert "# TYPE hw_gateways gauge" in text
     assert "hw_dead_letters_last_hour 0" in text
     for line in text.splitlines():  # every sample line parses as name{labels} value
