@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from alarms.notify import deliveries_of
 from alarms.store import FEEDBACK_REASONS, file_feedback, review_feedback, shelve, unshelve
 from dashboard.actions import (
     MAX_TEXT,
@@ -40,7 +41,7 @@ from dashboard.queries import Row, get_alarm, journal
 from dashboard.responses import int_param, json_body, json_response, not_found, require_principal
 from dashboard.scope import Principal, Role
 from dashboard.uploads import download, read_feedback_form
-from dashboard.workflow_queries import attachment, feedback_list
+from dashboard.workflow_queries import attachment, escalation_timer, feedback_list
 
 MAX_ID = 2**63 - 1
 
@@ -190,3 +191,15 @@ async def alarm_review(request: web.Request) -> web.StreamResponse:
     actor = actor_of(who)
     await run_store(request, "alarm", lambda c: review_feedback(c, alarm_id, actor, accept, comment))
     return await alarm_answer(request, who, alarm_id, feedback=True)
+
+
+async def alarm_escalation(request: web.Request) -> web.StreamResponse:
+    """GET /api/v1/alarms/{id}/escalation — its escalation timer (stage, steps taken, next due)
+    and who was told of it, on which channel, with how many attempts."""
+    who = require_principal(request)
+    alarm_id = alarm_id_of(request)
+    await alarm_in_scope(request, who, alarm_id)
+    async with request.app[POOL].connection() as conn:
+        timer = await escalation_timer(conn, alarm_id)
+    told = await run_store(request, "alarm", lambda conn: deliveries_of(conn, alarm_id))
+    return json_response({"alarm_id": alarm_id, "timer": timer, "deliveries": told})

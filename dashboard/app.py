@@ -68,6 +68,7 @@ def _routes(app: web.Application) -> None:
         api_workflow.feedback_attachment,
     )
     r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/review", api_workflow.alarm_review)
+    r.add_get(r"/api/v1/alarms/{alarm_id:\d+}/escalation", api_workflow.alarm_escalation)
     r.add_post(r"/api/v1/alarms/{alarm_id:\d+}/hidden-dangers", api_dangers.danger_open)
     r.add_get("/api/v1/hidden-dangers", api_dangers.dangers_list)
     r.add_get(r"/api/v1/hidden-dangers/{danger_id:\d+}", api_dangers.danger_get)

@@ -146,3 +146,12 @@ async def hidden_dangers(
 async def hidden_danger(conn: AsyncConn, who: Principal, danger_id: int) -> Row | None:
     scope, params = scope_sql(who)
     return await _one(conn, f"{DANGER_SELECT} WHERE d.id = %s AND {scope}", [danger_id, *params])
+
+
+async def escalation_timer(conn: AsyncConn, alarm_id: int) -> Row | None:
+    """The alarm's escalation timer (call only for an alarm already checked in scope)."""
+    return await _one(
+        conn,
+        "SELECT stage, priority, since, steps, next_at FROM alarm_escalations WHERE alarm_id = %s",
+        [alarm_id],
+    )
