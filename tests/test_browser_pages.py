@@ -15,8 +15,11 @@ import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
+import numpy as np
 import psycopg
 import pytest
 import pytest_asyncio
@@ -24,7 +27,7 @@ from playwright.async_api import Browser, BrowserContext, FilePayload, Page, asy
 
 from alarms.store import apply_transitions
 from hazardwatch.ledger import Plant
-from rules.types import Condition, Transition
+from rules.types import Condition, Subject, Transition
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, serving, write_readings
 from tests.test_dashboard_api import AWAY, HOME, PASSWORD, Seeded, raise_alarm, seed
 
@@ -383,3 +386,90 @@ async def test_enterprise_view_ledger_map_and_kpi_pages(browser: Browser, seeded
         await page.goto(f"{base}/enterprises/{other[0]}")
         await expect(page.locator("#enterprise-message")).to_have_text("企业不存在或不在您的权限范围内")
         await context.close()
+
+
+def raise_video_alarm(url: str) -> tuple[int, int]:
+    """A danger-zone intrusion on CAM101 with its snapshot stored, as ingest.video does it:
+    returns (alarm id, snapshot id)."""
+    image = np.zeros((90, 160, 3), dtype=np.uint8)
+    image[20:70, 40:120] = (0, 0, 220)  # a red block, to tell the picture apart
+    ok, jpeg = cv2.imencode(".jpg", image)
+    assert ok
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        if conn.execute("SELECT to_regclass('cameras') IS NULL").fetchone() == (True,):
+            pytest.skip("this database's ledger has no cameras table")
+        camera = conn.execute("SELECT id, enterprise_id FROM cameras WHERE code = 'CAM101'").fetchone()
+        assert camera is not None
+        snapshot = conn.execute(
+            "INSERT INTO snapshots (camera_id, enterprise_id, event_id, taken_at, image)"
+            " VALUES (%s, %s, 'ev-1', %s, %s) RETURNING id",
+            (camera[0], camera[1], now, jpeg.tobytes()),
+        ).fetchone()
+        assert snapshot is not None
+        detail: dict[str, object] = {
+            "camera": "CAM101",
+            "event_id": "ev-1",
+            "phase": "new",
+            "score": 0.91,
+            "suspected": False,
+            "zone": "dike",
+            "snapshot_id": int(str(snapshot[0])),
+        }
+        with conn.transaction():
+            apply_transitions(
+                conn,
+                [
+                    Transition(
+                        int(str(camera[0])),
+                        "INTRUSION",
+                        1,
+                        int(now.timestamp() * 1000),
+                        None,
+                        None,
+                        Subject.CAMERA,
+                        detail,
+                    )
+                ],
+            )
+        row = conn.execute(
+            "SELECT id FROM alarms WHERE subject_kind = 'camera' AND subject_id = %s AND state <> 'NORMAL'",
+            (camera[0],),
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0])), int(str(snapshot[0]))
+
+
+async def test_a_video_alarm_shows_its_snapshot_and_the_ledger_lists_the_cameras(
+    browser: Browser, seeded_db: Seeded
+) -> None:
+    url = seeded_db.url
+    alarm_id, snapshot_id = raise_video_alarm(url)
+    async with serving(url) as base:
+        context, page = await session(browser, base, "duty", DESKTOP)
+        errors = errors_of(page)
+        row = page.locator(f'tr[data-alarm-id="{alarm_id}"]')
+        await expect(row.locator("td.tag")).to_contain_text("CAM101")
+        await expect(row.locator("td.condition")).to_have_text("危险区域闯入")
+        await row.locator("td.tag").click()
+        await expect(page.locator("#detail")).to_have_attribute("data-loaded", str(alarm_id))
+        image = page.locator("#snapshot-img")
+        await expect(page.locator("#snapshot")).to_be_visible()
+        await expect(image).to_have_attribute("src", f"/api/v1/snapshots/{snapshot_id}")
+        await expect(image).to_have_js_property("complete", True)
+        assert await image.evaluate("img => img.naturalWidth") == 160
+        await expect(page.locator("#why-fields")).to_contain_text("0.91")
+        await expect(page.locator("#why-json")).to_contain_text('"snapshot_id"')
+        await expect(page.locator("#trend")).to_be_hidden()  # a camera has no trend
+        await page.screenshot(path=ARTIFACTS / "pages-video-alarm.png", full_page=True)
+
+        with psycopg.connect(url) as conn:
+            home = conn.execute("SELECT id FROM enterprises WHERE code = %s", (HOME,)).fetchone()
+        assert home is not None
+        await page.goto(f"{base}/enterprises/{home[0]}")
+        await page.click('[data-ledger="cameras"]')
+        await expect(page.locator("#ledger-table")).to_have_attribute("data-view", "cameras")
+        await expect(page.locator("#ledger-rows")).to_contain_text("CAM101")
+        await expect(page.locator("#ledger-rows")).not_to_contain_text("http://")  # no stream address
+        await context.close()
+        assert not errors, errors

@@ -84,7 +84,7 @@
     const source = alarm.hazard_source_name ? alarm.hazard_source_name + " · " + HW.gradeLabel(alarm.hazard_grade) : "—";
     const tag = HW.el("td", { class: "tag" });
     if (alarm.tag_code) tag.append(HW.el("strong", {}, alarm.tag_code), HW.el("span", {}, " " + alarm.tag_name));
-    else tag.append(HW.el("strong", {}, HW.t("subject_" + alarm.subject_kind)), HW.el("span", {}, " #" + alarm.subject_id));
+    else tag.append(HW.el("strong", {}, HW.subjectText(alarm)));
     tr.append(
       HW.el("td", { class: "priority" }, HW.t("priority_" + alarm.priority)),
       HW.el("td", { class: "time" }, HW.fmtTime(alarm.raised_at)),

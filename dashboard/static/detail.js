@@ -19,11 +19,6 @@ window.HWDetail = (function () {
     list.append(HW.el("dt", {}, label), HW.el("dd", {}, value == null ? "—" : value));
   }
 
-  function subjectText(a) {
-    if (a.tag_code) return a.tag_code + " " + (a.tag_name || "");
-    return HW.t("subject_" + a.subject_kind) + " #" + a.subject_id;
-  }
-
   function renderFields(a) {
     const list = $("detail-fields");
     list.replaceChildren();
@@ -33,7 +28,7 @@ window.HWDetail = (function () {
       field(list, HW.t("col_hazard_source"), a.hazard_source_name + " · " + HW.gradeLabel(a.hazard_grade));
     }
     if (a.equipment_name) field(list, HW.t("equipment"), a.equipment_name + " (" + a.equipment_code + ")");
-    field(list, HW.t("col_tag"), subjectText(a));
+    field(list, HW.t("col_tag"), HW.subjectText(a));
     field(list, HW.t("col_condition"), HW.conditionLabel(a));
     field(list, HW.t("col_value"), HW.valueText(a));
     field(list, HW.t("raised_at"), HW.fmtTime(a.raised_at));
@@ -79,6 +74,9 @@ window.HWDetail = (function () {
     field(list, HW.t("why_condition"), HW.conditionLabel(a) + " · " + HW.t("kind_" + a.kind));
     const unit = a.unit ? " " + a.unit : "";
     if (a.value != null) field(list, HW.t("value"), HW.fmtNumber(a.value) + unit);
+    const detail = a.detail || {};
+    if (detail.score != null) field(list, HW.t("why_score"), HW.fmtNumber(detail.score) + (detail.suspected ? " · " + HW.t("why_suspected") : ""));
+    if (detail.zone) field(list, HW.t("why_zone"), detail.zone);
     if (a.limit_value != null) {
       field(list, HW.t("limit"), HW.fmtNumber(a.limit_value) + unit);
       if (a.value != null) {
@@ -94,7 +92,6 @@ window.HWDetail = (function () {
       field(list, HW.t("why_limits"), parts.join(" · ") + unit);
     }
     if (a.range_low != null) field(list, HW.t("why_range"), HW.fmtNumber(a.range_low) + " … " + HW.fmtNumber(a.range_high) + unit);
-    const detail = a.detail || {};
     $("why-json").textContent = JSON.stringify(detail, null, 2);
     $("why-detail").hidden = !Object.keys(detail).length;
     renderSnapshot(detail);
@@ -195,6 +192,7 @@ window.HWDetail = (function () {
     const tagId = panel().dataset.tagId;
     const canvas = $("trend");
     canvas.hidden = !tagId;
+    $("trend-title").hidden = !tagId;
     if (current == null || !tagId) return;
     try {
       const data = await HW.api("GET", "/api/v1/tags/" + tagId + "/trend");

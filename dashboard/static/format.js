@@ -124,6 +124,14 @@ window.HW = (function () {
     return part.year + "-" + part.month + "-" + part.day + "T" + part.hour + ":" + part.minute;
   }
 
+  /** What an alarm is about, in words: its tag, else its camera's code, else kind and id. */
+  function subjectText(alarm) {
+    if (alarm.tag_code) return alarm.tag_code + " " + (alarm.tag_name || "");
+    const detail = alarm.detail || {};
+    if (alarm.subject_kind === "camera" && detail.camera) return t("subject_camera") + " " + detail.camera;
+    return t("subject_" + alarm.subject_kind) + " #" + alarm.subject_id;
+  }
+
   function valueText(alarm) {
     const unit = alarm.unit ? " " + alarm.unit : "";
     const limit = alarm.limit_value == null ? "" : " / " + fmtNumber(alarm.limit_value) + unit;
@@ -170,7 +178,7 @@ window.HW = (function () {
 
   return {
     config, t, fmtTime, fmtClock, fmtNumber, fmtPercent, el, svg, api, upload, ApiError, conditionLabel,
-    stateLabel, gradeLabel, riskLabel, valueText, zonedToIso, isoToZoned,
+    stateLabel, gradeLabel, riskLabel, subjectText, valueText, zonedToIso, isoToZoned,
     timezone: config.timezone || "Asia/Shanghai",
   };
 })();

@@ -29,7 +29,7 @@
 
   function row(alarm) {
     const tr = HW.el("tr", { class: "alarm p" + alarm.priority + " state-" + alarm.state, dataset: { alarmId: alarm.id } });
-    const link = HW.el("a", { href: "/alarms/" + alarm.id }, alarm.tag_code || HW.t("subject_" + alarm.subject_kind));
+    const link = HW.el("a", { href: "/alarms/" + alarm.id }, alarm.tag_code || HW.subjectText(alarm));
     const tag = HW.el("td", { class: "tag" });
     tag.append(link, HW.el("span", {}, " " + (alarm.tag_name || "")));
     tr.append(
