@@ -9,12 +9,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from alarms.errors import InvalidTransition
-from alarms.policy import Closure, Policy, Shelving
+from alarms.policy import Closure, Policy, Shelving, load_policy
 from alarms.states import MASKED, Action, AlarmState, on_ack, on_condition, on_mask, on_unmask
 from alarms.store import (
     Actor,
@@ -33,10 +34,12 @@ from alarms.store import (
     shelve,
     unshelve,
 )
+from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from rules.types import Condition, Transition
+from tests.support import ROOT
 
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
 DUTY = Actor("duty", "duty_officer")
@@ -478,3 +481,17 @@ def test_a_workflow_call_leaves_a_non_autocommit_connection_idle(database_url: s
         assert acknowledge(manual, alarm_id, DUTY)["state"] == "ACKED"
         assert manual.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert alarm_of(conn, lt)["state"] == "ACKED"  # committed, seen from another connection
+
+
+def test_the_policy_example_in_the_readme_is_a_valid_policy(tmp_path: Path) -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("```yaml\nversion: 1\ngrading:") + len("```yaml\n")
+    example = tmp_path / "policy.yaml"
+    example.write_text(text[start : text.index("```", start)], encoding="utf-8")
+    policy = load_policy(example)
+    assert policy.shelving.max_hours == 8
+    assert policy.grading.priority("FIRE", 1, 4) == 1
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: 1\nshelving: {max_hourz: 8}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml:2"):
+        load_policy(broken)
