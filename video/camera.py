@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class CameraStatus:
     status: str  # online, offline, tampered
-    since_ms: int | None  # None: as started, before any frame or silence
+    since_ms: int | None  # None: just started, not known yet (never reported)
     reasons: tuple[str, ...] = ()
 
 
@@ -39,6 +39,7 @@ class CameraPipeline:
         opts = camera.events
         self.clips = ClipRecorder(clips, camera.fps, opts.clip_pre_s, opts.clip_post_s)
         self.last_frame_ms: int | None = None
+        self._first_ms: int | None = None  # the first time the pipeline was asked (frame or silence)
         self.frames = 0
         self._clip_of: dict[str, str] = {}
         self._status = CameraStatus("offline", None)
@@ -47,6 +48,7 @@ class CameraPipeline:
         """Analyse one frame; returns the events to publish."""
         self.frames += 1
         self.last_frame_ms = ts_ms
+        self._first_ms = ts_ms if self._first_ms is None else self._first_ms
         analysis = self.analytics.analyse(image, ts_ms)
         out = []
         for change in self.events.update(analysis.detections, ts_ms):
@@ -64,10 +66,16 @@ class CameraPipeline:
 
     def silence(self, now_ms: int) -> list[wire.EdgeEvent]:
         """No frame: events end on time, and the camera is offline after ``offline_after_s``."""
-        last = self.last_frame_ms
-        if last is None or now_ms - last >= self.camera.offline_after_s * 1000:
+        if self._first_ms is None:
+            self._first_ms = now_ms
+        last = self.last_frame_ms if self.last_frame_ms is not None else self._first_ms
+        if now_ms - last >= self.camera.offline_after_s * 1000:
             self._set_status("offline", now_ms)
         return [self._wire(c, None) for c in self.events.tick(now_ms)]
+
+    def close(self) -> None:
+        """The camera stops: clips still recording are written as far as they got."""
+        self.clips.flush()
 
     @property
     def status(self) -> CameraStatus:

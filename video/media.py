@@ -81,6 +81,11 @@ class ClipRecorder:
                     done.append((clip.event_id, written, len(clip.frames)))
         return done
 
+    def flush(self) -> int:
+        """Write the clips still recording as they are (the process stops); returns how many."""
+        clips, self._recording = self._recording, []
+        return sum(1 for clip in clips if self._write(clip) is not None)
+
     def start(self, event_id: str, ts_ms: int) -> str | None:
         """Begin the clip of a new event; returns the file name it will have."""
         if self.directory is None:

@@ -33,6 +33,7 @@ class EventPublisher:
         self._seq = time.time_ns() // 1_000_000
         self._cameras: dict[str, dict[str, object]] = {}
         self.connected = threading.Event()
+        self._stopping = False
         self.published = 0
         self.acked = 0
         client = make_client(address, f"hw-video-{enterprise}-{gateway}")
@@ -89,7 +90,7 @@ class EventPublisher:
         self._publish_cameras()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             logger.warning("video publisher disconnected (%s); reconnecting", reason)
         self.connected.clear()
 

@@ -70,7 +70,7 @@ class CameraRunner:
         for event in events:
             out.put(("event", self.group, event))
         status = self.pipeline.status
-        if status != self._reported:
+        if status != self._reported and status.since_ms is not None:
             self._reported = status
             out.put(("status", self.group, self.camera.code, self.status_dict()))
 
@@ -104,3 +104,4 @@ def run_group(spec: GroupSpec, out: Outbox, stop: StopFlag) -> None:
     finally:
         for runner in runners:
             runner.capture.close()
+            runner.pipeline.close()
