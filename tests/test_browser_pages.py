@@ -131,6 +131,18 @@ async def test_duty_officer_sees_a_p1_live_acknowledges_shelves_and_sees_the_flo
         await expect(page.locator("#detail")).to_have_attribute("data-loaded", str(p1))
         await expect(page.locator("#shelve-note")).to_contain_text("一级报警不可搁置")
         await expect(page.locator("#shelve-fields")).to_be_hidden()
+        # a page holding a stale policy offers it anyway: the API refuses, the panel says why
+        await page.evaluate(
+            "() => { HW.config.shelving.priorities.push(1); HWDetail.changed(HWDetail.current()); }"
+        )
+        await expect(page.locator("#shelve-fields")).to_be_visible()
+        await page.fill("#shelve-reason", "试图搁置一级报警")
+        await page.click("#shelve-button")
+        await expect(page.locator("#shelve-error")).to_contain_text("may not be shelved")
+        await page.evaluate(
+            "() => { HW.config.shelving.priorities.pop(); HWDetail.changed(HWDetail.current()); }"
+        )
+        await expect(page.locator("#shelve-fields")).to_be_hidden()
         await expect(page.locator("#why-fields")).to_contain_text("HH 高高报")
         await expect(page.locator("#why-fields")).to_contain_text("+2")  # 92 against 90
 
@@ -362,6 +374,12 @@ async def test_enterprise_view_ledger_map_and_kpi_pages(browser: Browser, seeded
         await expect(page.locator('figure[data-chart="trend"] circle')).to_have_count(7)
         await expect(page.locator('figure[data-chart="per_enterprise"]')).to_be_visible()
         await page.screenshot(path=ARTIFACTS / "pages-kpi-region.png", full_page=True)
+        await page.fill("#kpi-division", "330281")
+        await page.press("#kpi-division", "Enter")
+        await expect(page.locator('[data-kpi="alarms"] .tile-value')).to_have_text("1")
+        await page.fill("#kpi-division", "")
+        await page.press("#kpi-division", "Enter")
+        await expect(page.locator('[data-kpi="alarms"] .tile-value')).to_have_text("2")
         await page.select_option("#kpi-enterprise", HOME)
         await expect(page.locator('[data-kpi="alarms"] .tile-value')).to_have_text("1")
         await expect(page.locator('figure[data-chart="per_enterprise"]')).to_have_count(0)

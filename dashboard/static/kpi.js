@@ -16,7 +16,9 @@
 
   function query(from, to, code) {
     const params = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(to).toISOString() });
+    const division = $("kpi-division").value.trim();
     if (code) params.set("enterprise", code);
+    else if (/^[0-9]{1,6}$/.test(division)) params.set("division", division);
     return "/api/v1/kpi?" + params.toString();
   }
 
@@ -90,7 +92,8 @@
   }
 
   async function perEnterprise(from, to) {
-    const chosen = enterprises.slice(0, MAX_ENTERPRISES);
+    const division = $("kpi-division").value.trim();
+    const chosen = enterprises.filter((e) => e.division.startsWith(division)).slice(0, MAX_ENTERPRISES);
     if (chosen.length < 2) return [];
     const results = await Promise.all(chosen.map((e) => fetchKpi(from, to, e.code)));
     const tta = chosen.map((e, i) => ({ label: e.name, value: (results[i].time_to_ack || {}).p90 || 0 }));
@@ -142,5 +145,6 @@
 
   $("kpi-days").addEventListener("change", load);
   $("kpi-enterprise").addEventListener("change", load);
+  $("kpi-division").addEventListener("change", load);
   init();
 })();
