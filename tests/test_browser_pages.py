@@ -192,8 +192,12 @@ async def test_duty_officer_sees_a_p1_live_acknowledges_shelves_and_sees_the_flo
         await expect(page.locator(f'tr[data-alarm-id="{p1}"]')).to_be_visible()
         await expect(page.locator("button.group-toggle").first).to_contain_text("展开其余")
         await page.screenshot(path=ARTIFACTS / "pages-board-flood.png", full_page=True)
+        folded = page.locator("#alarm-rows tr.folded")
+        await expect(folded).to_have_count(8)
+        await expect(folded.first).to_be_hidden()
         await page.locator("button.group-toggle").first.click()
         await expect(page.locator("button.group-toggle").first).to_have_text("收起")
+        await expect(folded).to_have_count(0)
         await context.close()
         assert not errors, errors
     with psycopg.connect(url) as conn:

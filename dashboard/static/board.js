@@ -147,10 +147,13 @@
       head.append(cell);
       fragment.append(head);
       group.list.forEach(function (alarm, i) {
-        if (!open && i >= FOLD_AFTER && alarm.priority !== 1) return;
         const tr = renderRow(alarm);
         tr.classList.add("grouped");
         if (i === 0) tr.classList.add("group-first");
+        if (!open && i >= FOLD_AFTER && alarm.priority !== 1) { // folded: in the page, not shown
+          tr.classList.add("folded");
+          tr.hidden = true;
+        }
         fragment.append(tr);
       });
     }
