@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
 
 import aiohttp
 import psycopg
 import pytest
 
+from alarms.store import apply_transitions
 from hazardwatch.ledger import Plant
+from rules.types import Condition, Subject, Transition
 from tests.test_dashboard_api import HOME, Seeded, logged_in, raise_alarm, running, seed
 
 SAMPLE = re.compile(r'[a-z_]+(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+-]+')
@@ -80,3 +83,35 @@ async def test_metrics_show_the_platforms_health_in_the_prometheus_format(seeded
     assert "hw_dead_letters_last_hour 0" in text
     for line in text.splitlines():  # every sample line parses as name{labels} value
         assert line.startswith("#") or re.fullmatch(SAMPLE, line), line
+
+
+async def test_every_alarm_names_its_subject_whatever_its_kind(seeded: Seeded) -> None:
+    with psycopg.connect(seeded.url) as conn:
+        group = conn.execute("SELECT id FROM vote_groups WHERE code = 'GV101'").fetchone()
+        source = conn.execute("SELECT id FROM hazard_sources WHERE code = 'HS330110001-01'").fetchone()
+        gateway = conn.execute(
+            "SELECT g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id WHERE e.code = %s",
+            (HOME,),
+        ).fetchone()
+        assert group is not None
+        assert source is not None
+        assert gateway is not None
+        ts = int(time.time() * 1000)
+        with conn.transaction():
+            apply_transitions(conn, [
+                Transition(int(str(group[0])), Condition.VOTE, 1, ts, 2.0, 2.0, subject=Subject.VOTE_GROUP),
+                Transition(int(str(source[0])), Condition.SOURCE, 1, ts, 2.0, 2.0,
+                           subject=Subject.HAZARD_SOURCE),
+                Transition(int(str(gateway[0])), Condition.GATEWAY_OFFLINE, 1, ts, None, None,
+                           subject=Subject.GATEWAY),
+                Transition(seeded.tags[f"{HOME}/LT101"], Condition.HIGH, 1, ts, 86.0, 85.0),
+            ])  # fmt: skip
+    async with running(seeded.url) as (server, _), logged_in(server, "qiye") as qiye:
+        status, body = await qiye.get("/api/v1/alarms")
+    assert status == 200
+    named = {a["subject_kind"]: (a["subject_code"], a["subject_name"]) for a in body["alarms"]}
+    assert named["vote_group"][0] == "GV101"
+    assert named["hazard_source"] == ("HS330110001-01", "液化石油气球罐区")
+    assert named["gateway"][0] == "gw01"
+    assert named["tag"][0] == "LT101"
+    assert all(name for _, name in named.values() if name is not None)
