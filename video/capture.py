@@ -153,11 +153,18 @@ class Capture:
             return got
         if not reader.is_alive():
             self._lost(now, reader.error or "the reader stopped")
-        elif now - self._last_frame > self._stall_s and now - self._started > self._stall_s + self._timeout_s:
+        elif now > self._stall_deadline():
             reader.stop()
             self._hung.append(reader)
             self._lost(now, f"no frame for {self._stall_s:g} s (read hangs)")
         return None
+
+    def _stall_deadline(self) -> float:
+        """When the current reader counts as hung: ``stall_s`` after its last frame, or after the
+        open timeout plus ``stall_s`` while it has delivered none."""
+        if self._last_frame > self._started:
+            return self._last_frame + self._stall_s
+        return self._started + self._timeout_s + self._stall_s
 
     def close(self) -> None:
         if self._reader is not None:

@@ -56,6 +56,7 @@ class EventPublisher:
                 self._cameras_topic, wire.cameras_will(self.gateway), qos=1, retain=True
             )
             info.wait_for_publish(timeout=3)
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
 

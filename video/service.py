@@ -87,6 +87,14 @@ class VideoService:
             for publisher in self._publishers.values():
                 publisher.stop()
 
+    def pids(self) -> list[int]:
+        """Process ids of the camera groups running now."""
+        return [g.process.pid for g in self._groups if g.process is not None and g.process.pid and
+                g.process.is_alive()]  # fmt: skip
+
+    def restarts(self) -> int:
+        return sum(g.restarts for g in self._groups)
+
     def _plan(self) -> None:
         by_gateway: dict[tuple[str, str], list[Camera]] = {}
         for enterprise, gateway, camera in self.cameras():
