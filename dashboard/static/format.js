@@ -127,6 +127,9 @@ window.HW = (function () {
   /** What an alarm is about, in words: its tag, else its camera's code, else kind and id. */
   function subjectText(alarm) {
     if (alarm.tag_code) return alarm.tag_code + " " + (alarm.tag_name || "");
+    if (alarm.subject_code) {
+      return t("subject_" + alarm.subject_kind) + " " + alarm.subject_code + (alarm.subject_name ? " " + alarm.subject_name : "");
+    }
     const detail = alarm.detail || {};
     if (alarm.subject_kind === "camera" && detail.camera) return t("subject_camera") + " " + detail.camera;
     return t("subject_" + alarm.subject_kind) + " #" + alarm.subject_id;
