@@ -51,13 +51,22 @@ def sync_composites(conn: Conn, enterprise_id: int, source_id: int, source: Haza
     )
 
 
-def load_composites(conn: Conn, index_of: dict[int, int]) -> CompositeConfig:
-    """The engine's composites; ``index_of`` maps tag ids to engine indexes."""
+def load_composites(
+    conn: Conn, index_of: dict[int, int], enterprise_ids: list[int] | None = None
+) -> CompositeConfig:
+    """The engine's composites; ``index_of`` maps tag ids to engine indexes. With
+    ``enterprise_ids``, only those enterprises' (a worker's own: it must never clear another's)."""
+    scope = {"all": enterprise_ids is None, "owned": enterprise_ids or []}
     groups = conn.execute(
-        "SELECT id, k, condition = 'LOW', tag_ids FROM vote_groups WHERE in_service ORDER BY id"
+        "SELECT v.id, v.k, v.condition = 'LOW', v.tag_ids FROM vote_groups v"
+        " JOIN hazard_sources hs ON hs.id = v.hazard_source_id"
+        " WHERE v.in_service AND (%(all)s OR hs.enterprise_id = ANY(%(owned)s)) ORDER BY v.id",
+        scope,
     ).fetchall()
     sources = conn.execute(
-        "SELECT id, warning_min_tags, warning_conditions FROM hazard_sources ORDER BY id"
+        "SELECT id, warning_min_tags, warning_conditions FROM hazard_sources"
+        " WHERE %(all)s OR enterprise_id = ANY(%(owned)s) ORDER BY id",
+        scope,
     ).fetchall()
     source_index = {_int(r[0]): i for i, r in enumerate(sources)}
     tag_source = np.full(len(index_of), -1, np.int64)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -80,8 +81,12 @@ class Pipeline:
         limits: Limits | None = None,
         clock: Clock | None = None,
         policy: Policy = DEFAULT,
+        enterprises: Sequence[str] = (),
     ) -> None:
+        """``enterprises``: the codes this worker owns (all when empty); its rules — and the
+        silence its clock raises — cover only their tags, gateways and composites."""
         self._url = database_url
+        self._enterprises = tuple(enterprises)
         self._policy = policy
         self._limits = limits or Limits()
         self._clock = clock or SystemClock()
@@ -109,7 +114,7 @@ class Pipeline:
         if not force and self._index is not None and TagIndex.current_version(conn) == self._index.version:
             conn.rollback()
             return
-        index = TagIndex.load(conn)
+        index = TagIndex.load(conn, self._enterprises)
         engine = RuleEngine(index.config, index.composites)
         if self._engine is not None:
             _carry_state(self._engine, engine)

@@ -55,7 +55,12 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
     risk = threading.Thread(target=run_risk, args=(database_url, policy, stop), name="risk-tick", daemon=True)
     risk.start()
     consumer = Consumer(
-        Pipeline(database_url, limits=Limits(max_age_days=retention.raw_days), policy=policy),
+        Pipeline(
+            database_url,
+            limits=Limits(max_age_days=retention.raw_days),
+            policy=policy,
+            enterprises=enterprises,
+        ),
         parse_mqtt_url(mqtt_url),
         client_id=worker_client_id(worker_id),
         topics=subscriptions(enterprises),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +19,7 @@ SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.ra
        t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s, t.roc_limit, t.roc_period_s,
        t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
+WHERE %(all)s OR e.id = ANY(%(owned)s)
 ORDER BY t.id
 """
 
@@ -50,11 +52,19 @@ class TagIndex:
     composites: CompositeConfig = field(default_factory=CompositeConfig)  # voting groups, source warnings
 
     @classmethod
-    def load(cls, conn: Conn) -> TagIndex:
-        rows = conn.execute(_QUERY).fetchall()
+    def load(cls, conn: Conn, enterprises: Sequence[str] = ()) -> TagIndex:
+        """The index of the given enterprises' tags (a worker's own; all of them when empty)."""
+        owned = [
+            int(str(r[0]))
+            for r in conn.execute("SELECT id FROM enterprises WHERE code = ANY(%s)", (list(enterprises),))
+        ]
+        scope = {"all": not enterprises, "owned": owned}
+        rows = conn.execute(_QUERY, scope).fetchall()
         by_code = {(str(r[1]), str(r[2])): i for i, r in enumerate(rows)}
         gateway_rows = conn.execute(
             "SELECT e.code, g.code, g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id"
+            " WHERE %(all)s OR e.id = ANY(%(owned)s)",
+            scope,
         ).fetchall()
         version_row = conn.execute(_VERSION).fetchone()
         config = TagConfig(
@@ -83,7 +93,9 @@ class TagIndex:
             gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
             config=config,
             version=str(version_row),
-            composites=load_composites(conn, {int(str(r[0])): i for i, r in enumerate(rows)}),
+            composites=load_composites(
+                conn, {int(str(r[0])): i for i, r in enumerate(rows)}, None if not enterprises else owned
+            ),
         )
 
     @staticmethod

@@ -229,3 +229,44 @@ def test_a_restart_keeps_an_on_delay_that_was_running(pipeline: Pipeline, databa
         fresh.close()
     raised = query(database_url, "SELECT condition, level FROM alarms")
     assert raised == [("HIGH", 1)]  # held since t (before the restart), not since t + 61 s
+
+
+def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
+    database_url: str, sample_plant: Plant
+) -> None:
+    """With several workers, one never raises silence for, nor clears a composite of, another's tags."""
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        sync_ledger(conn, sample_plant)
+    clock = FakeClock(int(time.time() * 1000))
+    home, away = (
+        Pipeline(database_url, clock=clock, enterprises=["E330110001"]),
+        Pipeline(database_url, clock=clock, enterprises=["E330281002"]),
+    )
+    try:
+        home.tick()
+        away.tick()
+        t = clock.now_ms()
+        gas = [(code, t + 1000, 60.0, Quality.GOOD) for code in ("GT101", "GT102")]  # 2 of GV101's 3 at HH
+        home.process([batch_message(1, gas)])
+        vote = query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'")
+        assert vote == [("UNACK", 2)]
+        away.process([Message(wire.readings_topic("E330281002", "gw01"), wire.encode(
+            _batch([("LT301", t + 2000, 50.0, Quality.GOOD)])))])  # fmt: skip
+        clock.advance(60)
+        assert away.tick() == 0  # E330110001's silent Modbus tags are not this worker's
+        assert query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'") == vote
+        assert home.tick() > 0  # its own silent Modbus tags go stale on its clock
+    finally:
+        home.close()
+        away.close()
+    stale = query(database_url, "SELECT DISTINCT e.code FROM alarms a JOIN enterprises e"
+                                " ON e.id = a.enterprise_id WHERE a.condition = 'STALE'")  # fmt: skip
+    assert stale == [("E330110001",)]
+
+
+def _batch(readings: list[tuple[str, int, float | None, Quality]]) -> wire.ReadingBatch:
+    batch = wire.ReadingBatch(gateway="gw01", seq=1, sent_ms=int(time.time() * 1000))
+    for tag, ts, value, quality in readings:
+        batch.append(tag, ts, value, quality)
+    return batch
