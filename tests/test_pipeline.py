@@ -247,7 +247,9 @@ def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
         home.tick()
         away.tick()
         t = clock.now_ms()
-        gas = [(code, t + 1000, 60.0, Quality.GOOD) for code in ("GT101", "GT102")]  # 2 of GV101's 3 at HH
+        gas: list[tuple[str, int, float | None, Quality]] = [
+            (c, t + 1000, 60.0, Quality.GOOD) for c in ("GT101", "GT102")
+        ]  # 2 of GV101's 3 at HH
         home.process([batch_message(1, gas)])
         vote = query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'")
         assert vote == [("UNACK", 2)]
