@@ -1,9 +1,10 @@
 """Run every benchmark: ``python -m bench``."""
 
-from bench import backtest_bench, ingest_bench, modbus_bench, replay_bench, rules_bench
+from bench import backtest_bench, ingest_bench, modbus_bench, replay_bench, rules_bench, video_bench
 
 rules_bench.main([])
 replay_bench.main([])
 ingest_bench.main([])
 backtest_bench.main([])
 modbus_bench.main([])
+video_bench.main([])

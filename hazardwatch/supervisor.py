@@ -161,6 +161,8 @@ class Stack:
             Part("agent", self._hw("agent")),
             Part("dashboard", self._hw("dashboard")),
         ]
+        if any(True for e in load_plant(self.devices).enterprises for _ in e.iter_cameras()):
+            self.parts.insert(-1, Part("video", self._hw("video")))  # camera analytics, before the board
         control = parse_host_port(env.get("HW_SIM_CONTROL", self.settings.sim_control))
         for part in self.parts:
             self._spawn(part, env)
@@ -197,6 +199,7 @@ class Stack:
             f"  password:     {self._password}",
             f"                (also in {self.settings.var_dir / 'demo-logins.txt'})",
             "  scenario:     hazardwatch simulate --scenario overfill",
+            "  cameras:      hazardwatch simulate --camera-scene intrusion",
             f"                (simulator control at {control[0]}:{control[1]})",
             "  stop:         Ctrl-C",
             "",

@@ -2,8 +2,8 @@
 
 The commissioning baseline is the mean of the first frames a camera delivers (or the one saved
 for it on the gateway, so a restart does not learn a turned camera as normal): its sharpness
-and its gradient image. Every measure is invariant to a global gain, so an IR-cut switch or a
-change of exposure is none of these. Offline is the capture's business (no frames at all).
+and its gradient image (at the tiny size). Every measure is invariant to a global gain, so an
+IR-cut switch or a change of exposure is none of these. Offline is the capture's business (no frames at all).
 """
 
 from __future__ import annotations
@@ -96,6 +96,7 @@ class TamperDetector:
     _previous: npt.NDArray[np.uint8] | None = None
     _frozen_since: int | None = None
     _held: dict[str, _Held] = field(default_factory=dict)
+    _window: Float | None = None
 
     def __post_init__(self) -> None:
         if self.baseline is None and self.baseline_path is not None and self.baseline_path.exists():
@@ -132,7 +133,7 @@ class TamperDetector:
         self.measures["sharpness_ratio"] = ratio
         if ratio < self.options.defocus_ratio:
             return reasons | {"defocused"}
-        shift = self._shift(gray)
+        shift = self._shift(frame.tiny_gray)
         self.measures["shift_pct"] = shift
         if shift > self.options.moved_pct:
             reasons.add("moved")
@@ -154,7 +155,7 @@ class TamperDetector:
         self._learning.append(frame)
         if len(self._learning) < BASELINE_FRAMES:
             return
-        mean = np.mean([f.small_gray.astype(np.float32) for f in self._learning], axis=0)
+        mean = np.mean([f.tiny_gray.astype(np.float32) for f in self._learning], axis=0)
         gray = np.clip(mean, 0, 255).astype(np.uint8)
         sharp = float(np.median([sharpness(f.small_gray) for f in self._learning]))
         self.baseline = Baseline(sharp, gradient(gray))
@@ -169,6 +170,7 @@ class TamperDetector:
         current = gradient(gray)
         if current.shape != self.baseline.gradient.shape:
             return 100.0  # the stream's shape changed: not the commissioned view
-        window = cv2.createHanningWindow((current.shape[1], current.shape[0]), cv2.CV_32F)
-        (dx, dy), _response = cv2.phaseCorrelate(self.baseline.gradient, current, window)
+        if self._window is None or self._window.shape != current.shape:
+            self._window = f32(cv2.createHanningWindow((current.shape[1], current.shape[0]), cv2.CV_32F))
+        (dx, dy), _response = cv2.phaseCorrelate(self.baseline.gradient, current, self._window)
         return float(np.hypot(dx, dy)) / int(current.shape[1]) * 100

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+import cv2
 
 from hazardwatch import logsetup
 from hazardwatch.ledger.cameras import Camera
@@ -83,6 +86,8 @@ class CameraRunner:
 def run_group(spec: GroupSpec, out: Outbox, stop: StopFlag) -> None:
     """The group process's body: poll every camera until ``stop`` is set."""
     logsetup.configure(spec.log_level, f"video[{spec.index}]")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    cv2.setNumThreads(1)  # parallel by process, one camera group per core at most
     state = Path(spec.state_dir) if spec.state_dir else None
     runners = [CameraRunner(Camera.model_validate(c), spec.index, spec.gateway, state) for c in spec.cameras]
     next_beat = 0.0
