@@ -27,6 +27,7 @@ from hazardwatch.quality import VALUED_QUALITIES
 from ingest import deadletters
 from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
+from ingest.gateways import gateway_transitions, without_consequential_stale
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
 from ingest.video import record_cameras, record_event
@@ -143,6 +144,10 @@ class Pipeline:
         engine.warm_up(idx[known], ts[known], values[known], quality[known])
         logger.info("rules warmed up from %d stored readings", int(known.sum()))
 
+    def _now(self) -> datetime:
+        """The pipeline clock's time: gateways are heard at it, so silence is measured on one clock."""
+        return utc_from_ms(self._clock.now_ms())
+
     def connect(self) -> Conn:
         """A separate connection to the same database (for work outside a step)."""
         return psycopg.connect(self._url, connect_timeout=5)
@@ -154,16 +159,21 @@ class Pipeline:
 
     # -- one step -----------------------------------------------------------------------
     def tick(self) -> int:
-        """The clock's turn: conditions that silence raises (STALE), shelves that expire and
-        declared suppressions that start or end; returns the alarm changes."""
+        """The clock's turn: conditions that silence raises (GATEWAY_OFFLINE, STALE), shelves that
+        expire and declared suppressions that start or end; returns the alarm changes."""
         conn = self._connection()
         self._load_index(conn)
         assert self._engine is not None  # noqa: S101 - loaded above
         saved = self._engine.state.copy()
         try:
             now_ms = self._clock.now_ms()
+            assert self._index is not None  # noqa: S101 - loaded above
             with conn.transaction():
-                changed = apply_transitions(conn, self._engine.tick(now_ms), self._policy)
+                offline, down = gateway_transitions(conn, list(self._index.gateways.values()), now_ms)
+                stale = without_consequential_stale(
+                    self._engine.tick(now_ms), self._index.gateway_of_tag, down
+                )
+                changed = apply_transitions(conn, [*offline, *stale], self._policy)
                 return changed + expire(conn, utc_from_ms(now_ms), self._policy)
         except BaseException:
             self._engine.state = saved
@@ -213,10 +223,10 @@ class Pipeline:
         try:
             address = wire.parse_topic(message.topic)
             if address.kind == "status":
-                _record_status(conn, index, address, message.payload)
+                _record_status(conn, index, address, message.payload, self._now())
                 return []
             if address.kind == "health":
-                _record_health(conn, index, address, message.payload)
+                _record_health(conn, index, address, message.payload, self._now())
                 return []
             if address.kind == "events":
                 record_event(conn, address, message.payload, self._policy)
@@ -234,7 +244,7 @@ class Pipeline:
         if gateway_id is None:
             reason = f"unknown gateway {address.enterprise}/{address.gateway}"
             return [DeadLetter(message.topic, message.payload, reason)]
-        _record_sequence(conn, gateway_id, batch.seq)
+        _record_sequence(conn, gateway_id, batch.seq, self._now())
         return self._split(index, address.enterprise, message.topic, batch, columns)
 
     def _split(self, index: TagIndex, enterprise: str, topic: str, batch: wire.ReadingBatch,
@@ -297,7 +307,7 @@ def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.Reading
     return wire.decode(payload)
 
 
-def _record_sequence(conn: Conn, gateway_id: int, seq: int) -> None:
+def _record_sequence(conn: Conn, gateway_id: int, seq: int, at: datetime) -> None:
     """Open a gap when a batch jumps ahead of the last one; close it as the missing ones arrive.
 
     The same rule holds for live and replayed batches, so the order they arrive in does not
@@ -313,8 +323,8 @@ def _record_sequence(conn: Conn, gateway_id: int, seq: int) -> None:
                 (gateway_id, seq - missing, seq - 1),
             )
         conn.execute(
-            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s, last_seen_at = now() WHERE id = %s",
-            (seq, missing, gateway_id),
+            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s, last_seen_at = %s WHERE id = %s",
+            (seq, missing, at, gateway_id),
         )
         return
     gap = conn.execute(
@@ -333,11 +343,13 @@ def _record_sequence(conn: Conn, gateway_id: int, seq: int) -> None:
                 (gateway_id, a, b, opened_at),
             )
     conn.execute(
-        "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = now() WHERE id = %s", (gateway_id,)
+        "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = %s WHERE id = %s", (at, gateway_id)
     )
 
 
-def _record_status(conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes) -> None:
+def _record_status(
+    conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes, at: datetime
+) -> None:
     gateway_id = index.gateways.get((address.enterprise, address.gateway))
     if gateway_id is None:
         raise WireError(f"status of unknown gateway {address.enterprise}/{address.gateway}")
@@ -347,13 +359,15 @@ def _record_status(conn: Conn, index: TagIndex, address: wire.TopicAddress, payl
         raise WireError(f"malformed status payload: {err}") from err
     if status not in ("online", "offline"):
         raise WireError(f"unknown gateway status {status!r}")
-    conn.execute("UPDATE gateways SET status = %s, status_at = now() WHERE id = %s", (status, gateway_id))
+    conn.execute("UPDATE gateways SET status = %s, status_at = %s WHERE id = %s", (status, at, gateway_id))
 
 
 MAX_HEALTH_BYTES = 256 * 1024
 
 
-def _record_health(conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes) -> None:
+def _record_health(
+    conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes, at: datetime
+) -> None:
     """Keep a gateway's latest heartbeat as it came (a JSON object)."""
     gateway_id = index.gateways.get((address.enterprise, address.gateway))
     if gateway_id is None:
@@ -367,7 +381,7 @@ def _record_health(conn: Conn, index: TagIndex, address: wire.TopicAddress, payl
     if not isinstance(health, dict):
         raise WireError("health payload must be a JSON object")
     conn.execute(
-        "UPDATE gateways SET health = %s, health_at = now() WHERE id = %s", (Jsonb(health), gateway_id)
+        "UPDATE gateways SET health = %s, health_at = %s WHERE id = %s", (Jsonb(health), at, gateway_id)
     )
 
 

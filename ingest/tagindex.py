@@ -50,6 +50,7 @@ class TagIndex:
     config: TagConfig
     version: str
     composites: CompositeConfig = field(default_factory=CompositeConfig)  # voting groups, source warnings
+    gateway_of_tag: dict[int, int] = field(default_factory=dict)  # tag id → the id of the gateway reading it
 
     @classmethod
     def load(cls, conn: Conn, enterprises: Sequence[str] = ()) -> TagIndex:
@@ -93,6 +94,7 @@ class TagIndex:
             gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
             config=config,
             version=str(version_row),
+            gateway_of_tag={int(str(r[0])): int(str(r[11])) for r in rows},
             composites=load_composites(
                 conn, {int(str(r[0])): i for i, r in enumerate(rows)}, None if not enterprises else owned
             ),

@@ -255,7 +255,10 @@ def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
         assert vote == [("UNACK", 2)]
         away.process([Message(wire.readings_topic("E330281002", "gw01"), wire.encode(
             _batch([("LT301", t + 2000, 50.0, Quality.GOOD)])))])  # fmt: skip
-        clock.advance(60)
+        clock.advance(60)  # both gateways still publish; every tag but those just heard is silent
+        home.process([batch_message(2, [("LT101", clock.now_ms(), 50.0, Quality.GOOD)])])
+        away.process([Message(wire.readings_topic("E330281002", "gw01"), wire.encode(
+            _batch([("LT301", clock.now_ms(), 50.0, Quality.GOOD)], seq=2)))])  # fmt: skip
         assert away.tick() == 0  # E330110001's silent Modbus tags are not this worker's
         assert query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'") == vote
         assert home.tick() > 0  # its own silent Modbus tags go stale on its clock
@@ -267,8 +270,46 @@ def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
     assert stale == [("E330110001",)]
 
 
-def _batch(readings: list[tuple[str, int, float | None, Quality]]) -> wire.ReadingBatch:
-    batch = wire.ReadingBatch(gateway="gw01", seq=1, sent_ms=int(time.time() * 1000))
+def _batch(readings: list[tuple[str, int, float | None, Quality]], seq: int = 1) -> wire.ReadingBatch:
+    batch = wire.ReadingBatch(gateway="gw01", seq=seq, sent_ms=int(time.time() * 1000))
     for tag, ts, value, quality in readings:
         batch.append(tag, ts, value, quality)
     return batch
+
+
+def test_a_silent_gateway_raises_one_offline_alarm_instead_of_one_stale_per_tag(
+    database_url: str, sample_plant: Plant
+) -> None:
+    migrate(database_url)
+    with psycopg.connect(database_url) as conn:
+        sync_ledger(conn, sample_plant)
+    clock = FakeClock(int(time.time() * 1000))
+    p = Pipeline(database_url, clock=clock, enterprises=["E330110001"])
+
+    def gateway_alarm() -> list[tuple[object, ...]]:
+        return query(database_url, "SELECT state, active, detail->>'status', detail ? 'silent_s' FROM alarms"
+                                   " WHERE condition = 'GATEWAY_OFFLINE' ORDER BY id")  # fmt: skip
+
+    try:
+        assert p.tick() == 0  # never heard: not watched
+        p.process([batch_message(1, [("LT101", clock.now_ms(), 50.0, Quality.GOOD)])])
+        clock.advance(5)
+        assert p.tick() == 0
+        clock.advance(7)  # 12 s without a batch or a heartbeat
+        assert p.tick() == 1
+        assert gateway_alarm() == [("UNACK", True, "unknown", True)]  # no status message yet: silence
+        stale = query(database_url, "SELECT count(*) FROM alarms WHERE condition = 'STALE'")
+        assert stale == [(0,)]  # its tags' silence is the gateway's: no flood of STALE
+        p.process([batch_message(2, [("LT101", clock.now_ms(), 50.0, Quality.GOOD)])])
+        clock.advance(1)
+        p.tick()
+        assert gateway_alarm()[0][:2] == ("RTN_UNACK", False)
+        # the last will says offline: raised at the next tick, though heard a moment ago
+        p.process([Message(wire.status_topic("E330110001", "gw01"), b'{"status": "offline"}')])
+        p.tick()
+        assert gateway_alarm()[0][:3] == ("UNACK", True, "offline")
+        p.process([Message(wire.status_topic("E330110001", "gw01"), b'{"status": "online"}')])
+        p.tick()
+        assert gateway_alarm()[0][:3] == ("RTN_UNACK", False, "online")
+    finally:
+        p.close()
