@@ -337,7 +337,7 @@ def decode_event(payload: bytes) -> EdgeEvent:
         raise WireError("field 'detail' must be a map")
     try:
         detail_chars = len(json.dumps(detail, allow_nan=False))
-    except (TypeError, ValueError) as err:  # bytes, NaN, keys that are not strings
+    except (TypeError, ValueError, RecursionError) as err:  # bytes, NaN, keys not strings, too deep
         raise WireError(f"field 'detail' must hold JSON values: {err}") from err
     if detail_chars > MAX_DETAIL_CHARS:
         raise WireError(f"field 'detail' exceeds {MAX_DETAIL_CHARS} characters as JSON")

@@ -21,6 +21,7 @@ from hazardwatch.settings import MqttAddress
 logger = logging.getLogger(__name__)
 
 MAX_QUEUED = 2000
+REFRESH_S = 30.0
 
 
 class EventPublisher:
@@ -34,6 +35,7 @@ class EventPublisher:
         self._cameras: dict[str, dict[str, object]] = {}
         self.connected = threading.Event()
         self._stopping = False
+        self._next_refresh = 0.0
         self.published = 0
         self.acked = 0
         client = make_client(address, f"hw-video-{enterprise}-{gateway}")
@@ -77,8 +79,18 @@ class EventPublisher:
             self._cameras[code] = status
         self._publish_cameras()
 
+    def refresh(self, cameras: dict[str, dict[str, object]]) -> None:
+        """Fresh counters (fps, frames, dropped, reconnects) of some cameras: republished at most
+        every REFRESH_S, as status changes are at once."""
+        with self._lock:
+            self._cameras.update(cameras)
+            due = time.monotonic() >= self._next_refresh
+        if due:
+            self._publish_cameras()
+
     def _publish_cameras(self) -> None:
         with self._lock:
+            self._next_refresh = time.monotonic() + REFRESH_S
             payload = wire.cameras_payload(self.gateway, dict(self._cameras), time.time_ns() // 1_000_000)
         self._client.publish(self._cameras_topic, payload, qos=1, retain=True)
 

@@ -78,8 +78,12 @@ class VideoService:
             publisher.start()
         try:
             while not stop.is_set():
-                self._supervise(ctx, out, halt)
-                self._drain(out, timeout=0.2)
+                try:
+                    self._supervise(ctx, out, halt)
+                    self._drain(out, timeout=0.2)
+                except Exception:  # the supervisor loop outlives any one bad message or start
+                    logger.exception("video supervisor step failed")
+                    stop.wait(1.0)
         finally:
             halt.set()
             self._stop_groups()
@@ -159,6 +163,7 @@ class VideoService:
         group = self._groups[item[1]]
         if item[0] == "beat":
             group.last_beat = time.monotonic()
+            group.publisher.refresh(item[2])
         elif item[0] == "event":
             group.publisher.publish_event(item[2])
         elif item[0] == "status":

@@ -104,7 +104,10 @@ def run_group(spec: GroupSpec, out: Outbox, stop: StopFlag) -> None:
                     sys.exit(EXIT_HUNG)
             if now >= next_beat:
                 next_beat = now + BEAT_S
-                out.put(("beat", spec.index, {r.camera.code: r.status_dict() for r in runners}))
+                known = {
+                    r.camera.code: r.status_dict() for r in runners if r.pipeline.status.since_ms is not None
+                }
+                out.put(("beat", spec.index, known))  # cameras not yet known are not reported
             time.sleep(min(0.02, min(r.period for r in runners) / 4) if runners else 0.2)
     finally:
         for runner in runners:
