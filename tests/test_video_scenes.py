@@ -22,10 +22,10 @@ ARRAY_FRAMES = 50  # 10 s at 5 fps
 STREAM_SECONDS = 5.0
 
 
-def run_arrays(name: str, state_dir: Path) -> SceneResult:
+def run_arrays(name: str, state_dir: Path, seed: int = 7) -> SceneResult:
     camera = scene_camera()
     pipeline = CameraPipeline(camera, "gw01", state_dir)
-    scene = Scene(name, seed=7, width=320, height=180, fps=camera.fps)
+    scene = Scene(name, seed, width=320, height=180, fps=camera.fps)
     result = SceneResult(name)
     for i in range(ARRAY_FRAMES):
         ts = NIGHT_T0_MS + i * 200
@@ -40,10 +40,11 @@ def run_arrays(name: str, state_dir: Path) -> SceneResult:
     return result
 
 
-def test_scenes_as_arrays(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    results = [run_arrays(name, tmp_path / name) for name in SCENES]
+@pytest.mark.parametrize("seed", [7, 13])
+def test_scenes_as_arrays(tmp_path: Path, capsys: pytest.CaptureFixture[str], seed: int) -> None:
+    results = [run_arrays(name, tmp_path / name, seed) for name in SCENES]
     with capsys.disabled():
-        print("\n" + table("video scenes as arrays (320×180, 5 fps, seed 7)", results))
+        print("\n" + table(f"video scenes as arrays (320×180, 5 fps, seed {seed})", results))
     assert failures(results) == []
     for r in results:
         news = [e for e in r.events if e.phase == "new"]

@@ -60,6 +60,8 @@ class FireSmokeDetector:
     _previous_flame: Image | None = None
     _fire_window: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
     _smoke_window: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    _smoke_active: bool = False
+    _smoke_last: tuple[float, Box, float, float] | None = None
 
     def observe(
         self, frame: Frame, motion: Motion, background: npt.NDArray[np.float32] | None
@@ -103,17 +105,34 @@ class FireSmokeDetector:
     def _smoke(
         self, frame: Frame, motion: Motion, background: npt.NDArray[np.float32] | None
     ) -> list[Suspicion]:
+        found = self._smoke_candidate(frame, motion, background)
+        self._smoke_window.append(found[0] if found is not None else 0.0)
+        areas = [a for a in self._smoke_window if a > 0]
+        # growth opens a suspicion; persistence keeps it (a plume stops growing, not smoking)
+        grew = len(areas) >= PERSIST and areas[-1] >= SMOKE_GROWTH * areas[0]
+        self._smoke_active = len(areas) >= PERSIST and (self._smoke_active or grew)
+        if found is not None:
+            self._smoke_last = found
+        if not self._smoke_active or self._smoke_last is None:
+            return []
+        _area, box, contrast, follows = self._smoke_last
+        detail = {"contrast": round(contrast, 3), "follows": round(follows, 3),
+                  "growth": round(areas[-1] / areas[0], 3)}  # fmt: skip
+        return [Suspicion("SMOKE", round(min(1.0, 1.0 - contrast), 3), box, detail)]
+
+    def _smoke_candidate(
+        self, frame: Frame, motion: Motion, background: npt.NDArray[np.float32] | None
+    ) -> tuple[float, Box, float, float] | None:
+        """(area, box, contrast, follows) of a translucent grey moving region, if there is one."""
         size = frame.tiny_size
         if background is None or background.shape != frame.tiny_gray.shape:
-            self._smoke_window.append(0.0)
-            return []
+            return None
         hsv = cv2.cvtColor(frame.tiny, cv2.COLOR_BGR2HSV)
         grey = (hsv[..., 1] < 50) & (hsv[..., 2] >= 70) & (hsv[..., 2] <= 235)
         candidate = np.where(grey & (motion.mask > 0), 255, 0).astype(np.uint8)
         boxes = boxes_of(candidate, max(4, round(SMOKE_MIN_FRAC * size[0] * size[1])))
         if not boxes:
-            self._smoke_window.append(0.0)
-            return []
+            return None
         box = boxes[0]
         x, y, w, h = box.pixels(size)
         current = frame.tiny_gray[y : y + h, x : x + w].astype(np.float32)
@@ -121,12 +140,6 @@ class FireSmokeDetector:
         behind_std = float(behind.std())
         contrast = float(current.std()) / behind_std if behind_std > 3 else 1.0
         follows = _ncc(current, behind)
-        translucent = follows >= 0.35 and contrast <= 0.8
-        area = float(np.count_nonzero(candidate[y : y + h, x : x + w]))
-        self._smoke_window.append(area if translucent else 0.0)
-        areas = [a for a in self._smoke_window if a > 0]
-        if not translucent or len(areas) < PERSIST or areas[-1] < SMOKE_GROWTH * areas[0]:
-            return []
-        detail = {"contrast": round(contrast, 3), "follows": round(follows, 3),
-                  "growth": round(areas[-1] / areas[0], 3)}  # fmt: skip
-        return [Suspicion("SMOKE", round(min(1.0, 1.0 - contrast), 3), box, detail)]
+        if follows < 0.35 or contrast > 0.8:  # opaque (a person, a vehicle) or no softening
+            return None
+        return float(np.count_nonzero(candidate[y : y + h, x : x + w])), box, contrast, follows
