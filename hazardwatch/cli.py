@@ -120,8 +120,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.scenario:
         try:
             state = request_scenario(
-                control, args.scenario, enterprise=args.enterprise, tag=args.tag, rate=args.rate
-            )
+                control, args.scenario, enterprise=args.enterprise, tag=args.tag, rate=args.rate,
+                spread=args.spread,
+            )  # fmt: skip
         except SimulatorUnreachable:
             print(f"no simulator answers at {control[0]}:{control[1]}; starting one for {args.scenario}")
         else:
@@ -135,6 +136,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         tag=args.tag,
         enterprise=args.enterprise,
         rate=args.rate,
+        spread=args.spread,
     )
     return 0
 
@@ -436,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="tag code the scenario acts on (default: the first fitting tag)")
     p.add_argument("--enterprise", help="enterprise code of --tag")
     p.add_argument("--rate", type=float, help="climb rate in %% of span per second")
+    p.add_argument("--spread", type=int, default=0, metavar="N",
+                   help="gas-leak: the leak also reaches N more detectors of the same area, each a little"
+                        " later (default 0)")  # fmt: skip
     p.add_argument("--control", help="simulator control address host:port (default: $HW_SIM_CONTROL)")
     p.add_argument("--camera-scene", choices=CAMERA_SCENES, help="switch the synthetic cameras to a scene")
     p.add_argument("--camera", help="only this camera (with --camera-scene)")

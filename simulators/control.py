@@ -38,6 +38,7 @@ class ScenarioRequest(BaseModel):
     enterprise: str | None = Field(None, max_length=64, description="enterprise code of the tag")
     tag: str | None = Field(None, max_length=64, description="tag code; default: the scenario's default tag")
     rate: float | None = Field(None, gt=0, le=100, description="climb rate of an excursion, % of span per s")
+    spread: int = Field(0, ge=0, le=10, description="gas-leak: more detectors of the same area it reaches")
 
 
 def _error(message: str) -> web.Response:
@@ -54,7 +55,9 @@ async def _post_scenario(request: web.Request) -> web.Response:
         return _error("the body must be a JSON object")
     model = request.app[MODEL_KEY]
     try:
-        state = model.start_scenario(spec.name, enterprise=spec.enterprise, tag=spec.tag, rate=spec.rate)
+        state = model.start_scenario(
+            spec.name, enterprise=spec.enterprise, tag=spec.tag, rate=spec.rate, spread=spec.spread
+        )
     except ValueError as err:
         return _error(str(err))
     return web.json_response(state)
@@ -117,13 +120,14 @@ def request_scenario(
     enterprise: str | None = None,
     tag: str | None = None,
     rate: float | None = None,
+    spread: int = 0,
     timeout: float = 3.0,
 ) -> dict[str, Any]:
     """Start a scenario on a running simulator and return its state.
 
     Raises SimulatorUnreachable when nothing answers, SimulatorError when the simulator refuses.
     """
-    body = {"name": name, "enterprise": enterprise, "tag": tag, "rate": rate}
+    body = {"name": name, "enterprise": enterprise, "tag": tag, "rate": rate, "spread": spread or None}
     data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
     return _call(f"http://{control[0]}:{control[1]}/scenario", data, timeout)
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from hazardwatch.ledger import Plant, Tag, TagKind
 from simulators.behaviour import SHARED_TAU_S, OrnsteinUhlenbeck, TagProcess
-from simulators.scenarios import NORMAL, SCENARIO_NAMES, SCENARIOS, ActiveScenario, ScenarioSpec, begin
+from simulators.scenarios import (
+    NORMAL,
+    SCENARIO_NAMES,
+    SCENARIOS,
+    ActiveScenario,
+    ExcursionSpec,
+    ScenarioSpec,
+    begin,
+)
 from simulators.values import FaultMode, SimValue, TagKey
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,7 @@ class PlantModel:
             self._processes[key] = TagProcess(tag, self._rng)
         self._out: dict[TagKey, SimValue] = {k: SimValue(p.value) for k, p in self._processes.items()}
         self._active: ActiveScenario | None = None
+        self._spread: list[ActiveScenario] = []  # a gas leak's other detectors
         self._last: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ reading
@@ -88,6 +97,10 @@ class PlantModel:
                     "scenario %s on %s ended after %.1f s", active.spec.name, active.key, active.elapsed_s
                 )
                 self._finish(active)
+        for reached in list(self._spread):
+            self._out[reached.key] = reached.advance(dt_s, self._processes[reached.key].value)
+            if reached.done:
+                self._spread.remove(reached)
 
     # ------------------------------------------------------------------ scenarios
 
@@ -98,8 +111,12 @@ class PlantModel:
         enterprise: str | None = None,
         tag: str | None = None,
         rate: float | None = None,
+        spread: int = 0,
     ) -> dict[str, Any]:
-        """Start a scenario (replacing any running one) and return the state; ValueError if invalid."""
+        """Start a scenario (replacing any running one) and return the state; ValueError if invalid.
+
+        ``spread`` (gas-leak only): the leak also reaches that many more detectors of the same
+        kind on the same equipment (area), each climbing a fifth slower than the one before."""
         if name == NORMAL:
             self.reset()
             return self.state()
@@ -111,16 +128,44 @@ class PlantModel:
         if not math.isfinite(last):
             last = self._processes[key].value
         active = begin(spec, key, self._tags[key], last, rate)
-        if self._active is not None:
-            logger.info("scenario %s on %s replaced", self._active.spec.name, self._active.key)
+        reached = self._reach(spec, key, rate, spread)
+        if self._active is not None or self._spread:
+            if self._active is not None:
+                logger.info("scenario %s on %s replaced", self._active.spec.name, self._active.key)
             self.reset()
         self._active = active
+        self._spread = reached
         self._out[key] = active.advance(0.0, self._processes[key].value)
         logger.info("scenario %s started on %s", name, key)
         return self.state()
 
+    def _reach(
+        self, spec: ScenarioSpec, key: TagKey, rate: float | None, spread: int
+    ) -> list[ActiveScenario]:
+        if spread <= 0:
+            return []
+        if not isinstance(spec, ExcursionSpec) or spec.name != "gas-leak":
+            raise ValueError(f"spread applies to gas-leak, not {spec.name}")
+        kind = self._tags[key].kind
+        neighbours = [
+            k for k, t in self._tags.items()
+            if k != key and t.kind is kind and self._equipment[k] == self._equipment[key]
+        ]  # fmt: skip
+        if len(neighbours) < spread:
+            raise ValueError(
+                f"{key.tag} has {len(neighbours)} other {kind.value} detectors in its area, not {spread}"
+            )
+        base = rate if rate is not None else spec.rise_pct_s
+        return [
+            begin(spec, k, self._tags[k], self._processes[k].value, base * 0.8 ** (n + 1))
+            for n, k in enumerate(neighbours[:spread])
+        ]
+
     def reset(self) -> None:
-        """End any scenario; its tag reads its normal value again."""
+        """End any scenario; its tags read their normal values again."""
+        for reached in self._spread:
+            self._out[reached.key] = SimValue(self._processes[reached.key].value)
+        self._spread = []
         active = self._active
         if active is None:
             return
@@ -166,7 +211,11 @@ class PlantModel:
     def state(self) -> dict[str, Any]:
         """Scenario progress, as JSON-ready data."""
         active = self._active
-        state: dict[str, Any] = {"time_s": round(self.time_s, 3), "last": self._last}
+        state: dict[str, Any] = {
+            "time_s": round(self.time_s, 3),
+            "last": self._last,
+            "spread": [r.key.tag for r in self._spread],
+        }
         if active is None:
             state.update(scenario=None, enterprise=None, tag=None, phase="idle", elapsed_s=0.0)
             state.update(value=None, mode=FaultMode.OK.value)

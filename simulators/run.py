@@ -25,6 +25,7 @@ async def run(
     tag: str | None = None,
     enterprise: str | None = None,
     rate: float | None = None,
+    spread: int = 0,
     tick_s: float = 0.2,
     seed: int = 0,
     stop: asyncio.Event | None = None,
@@ -41,7 +42,7 @@ async def run(
         raise ValueError(f"tick_s must be positive, not {tick_s}")
     model = model if model is not None else PlantModel(plant, seed)
     if scenario is not None:
-        model.start_scenario(scenario, enterprise=enterprise, tag=tag, rate=rate)
+        model.start_scenario(scenario, enterprise=enterprise, tag=tag, rate=rate, spread=spread)
     stop = stop if stop is not None else asyncio.Event()
     modbus = ModbusSimulator(plant)
     opcua = OpcUaSimulator(plant)
@@ -98,6 +99,7 @@ async def _serve(
     tag: str | None,
     enterprise: str | None,
     rate: float | None,
+    spread: int,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -106,7 +108,8 @@ async def _serve(
         with contextlib.suppress(NotImplementedError):  # platforms without loop signal handlers
             loop.add_signal_handler(sig, stop.set)
     try:
-        await run(plant, control, scenario=scenario, tag=tag, enterprise=enterprise, rate=rate, stop=stop)
+        await run(plant, control, scenario=scenario, tag=tag, enterprise=enterprise, rate=rate, spread=spread,
+                  stop=stop)  # fmt: skip
     finally:
         for sig in signals:
             with contextlib.suppress(NotImplementedError):
@@ -121,6 +124,7 @@ def serve(
     tag: str | None = None,
     enterprise: str | None = None,
     rate: float | None = None,
+    spread: int = 0,
 ) -> None:
     """Run the simulators until SIGINT or SIGTERM, then stop them cleanly."""
-    asyncio.run(_serve(plant, control, scenario, tag, enterprise, rate))
+    asyncio.run(_serve(plant, control, scenario, tag, enterprise, rate, spread))

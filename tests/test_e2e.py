@@ -250,3 +250,49 @@ def test_failed_transmitter_raises_an_instrument_fault(stack: Stack, database_ur
 def test_frozen_transmitter_raises_a_frozen_value_alarm(stack: Stack, database_url: str) -> None:
     """A transmitter stuck at one value for longer than its frozen window (5 s here) is an alarm."""
     scenario_alarm(stack, database_url, "sensor-freeze", "E330110001", "LT101", "FROZEN")
+
+
+def test_a_gas_leak_on_two_detectors_raises_them_their_vote_and_the_hazard_source_warning(
+    stack: Stack, database_url: str
+) -> None:
+    """A gas leak reaching GT101 and GT102 drives both through 25 % and 50 % LEL: two 一级 gas
+    alarms, the 2oo3 group GV101 voting at HH, and the LPG farm's hazard-source warning — each once."""
+    eventually(
+        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
+    )
+    started = stack.run("simulate", "--scenario", "gas-leak", "--enterprise", "E330110001", "--tag", "GT101",
+                        "--spread", "1")  # the leak reaches GT102 too  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    gas = (
+        "SELECT t.code, max(j.level), min(a.priority) FROM alarms a JOIN tags t ON t.id = a.tag_id"
+        " JOIN alarm_journal j ON j.alarm_id = a.id"
+        " WHERE a.condition = 'HIGH' AND t.code IN ('GT101', 'GT102')"
+        " GROUP BY t.code ORDER BY t.code"
+    )
+
+    def both_at_hh() -> list[tuple[object, ...]] | None:
+        rows = _rows(database_url, gas)
+        return rows if [r[1] for r in rows] == [2, 2] else None
+
+    assert eventually(both_at_hh, 60, "HH (50 % LEL) on both") == [("GT101", 2, 1), ("GT102", 2, 1)]
+    composites = (
+        "SELECT a.condition, a.subject_kind, max(j.level), count(DISTINCT a.id) FROM alarms a"
+        " JOIN alarm_journal j ON j.alarm_id = a.id WHERE a.condition IN ('VOTE', 'SOURCE')"
+        " GROUP BY a.condition, a.subject_kind ORDER BY a.condition"
+    )
+
+    def voted() -> list[tuple[object, ...]] | None:
+        rows = _rows(database_url, composites)
+        return rows if len(rows) == 2 and rows[1][2] == 2 else None
+
+    got = eventually(voted, 30, "the vote at HH and the hazard-source warning")
+    assert got == [("SOURCE", "hazard_source", 1, 1), ("VOTE", "vote_group", 2, 1)]
+    source = _rows(
+        database_url,
+        "SELECT hs.code, v.code FROM alarms a JOIN hazard_sources hs ON hs.id = a.hazard_source_id"
+        " LEFT JOIN vote_groups v ON v.id = a.subject_id AND a.subject_kind = 'vote_group'"
+        " WHERE a.condition = 'VOTE'",
+    )
+    assert source == [("HS330110001-01", "GV101")]
+    cleared = "SELECT bool_and(NOT active) FROM alarms WHERE condition IN ('VOTE', 'SOURCE')"
+    eventually(lambda: _rows(database_url, cleared) == [(True,)], 90, "the composites back to normal")

@@ -220,3 +220,28 @@ def test_values_encode_with_type_scale_and_order(
 def test_a_failed_transmitter_encodes_as_the_sentinel(datatype: DataType, registers: list[int]) -> None:
     assert encode_registers(point(datatype, scale=0.1), SimValue(math.nan, FaultMode.FAILED)) == registers
     assert datatype in (DataType.FLOAT32, DataType.FLOAT64) or datatype in FAILED_RAW
+
+
+def test_a_gas_leak_can_reach_the_other_detectors_of_its_area_each_a_little_later(
+    sample_plant: Plant,
+) -> None:
+    model = PlantModel(sample_plant, seed=1)
+    state = model.start_scenario("gas-leak", enterprise=LPG, tag="GT101", spread=2)
+    assert state["spread"] == ["GT102", "GT103"]  # the combustible detectors of the same area (A101)
+    first_hh: dict[str, float] = {}
+    for _ in range(int(90 / 0.2)):
+        model.step(0.2)
+        for tag in ("GT101", "GT102", "GT103"):
+            if tag not in first_hh and model.reading(LPG, tag).value >= 50.0:
+                first_hh[tag] = model.time_s
+    assert list(first_hh) == ["GT101", "GT102", "GT103"]  # all through 50 % LEL, in that order
+    assert first_hh["GT101"] < first_hh["GT102"] < first_hh["GT103"]
+    assert model.state()["spread"] == []  # over: every detector reads its normal value again
+    assert model.reading(LPG, "GT102").value < 25.0
+    with pytest.raises(ValueError, match="spread applies to gas-leak"):
+        model.start_scenario("overfill", enterprise=LPG, tag="LT101", spread=1)
+    with pytest.raises(ValueError, match="other gas_combustible detectors"):
+        model.start_scenario("gas-leak", enterprise=LPG, tag="GT101", spread=9)
+    model.start_scenario("gas-leak", enterprise=LPG, tag="GT101", spread=1)
+    model.reset()
+    assert model.state()["spread"] == []

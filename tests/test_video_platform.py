@@ -211,3 +211,35 @@ async def test_the_snapshot_api_is_scope_checked(pipeline: Pipeline, database_ur
             assert [c["code"] for c in body["cameras"]] == ["CAM301"]
             async with other.session.get(f"/api/v1/snapshots/{snapshot_id + 1000}") as response:
                 assert response.status == 404
+
+
+def test_snapshots_past_their_retention_are_removed(pipeline: Pipeline, database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO snapshots (camera_id, enterprise_id, event_id, taken_at, image)"
+            " SELECT id, enterprise_id, 'old', now() - interval '200 days', %s"
+            " FROM cameras WHERE code = 'CAM101'",
+            (jpeg(),),
+        )
+    now = int(time.time() * 1000)
+    pipeline.process([event_message("INTRUSION", "new", start=now, ts=now, snapshot=jpeg())])
+    assert [r[0] for r in query(database_url, "SELECT event_id FROM snapshots")] == [
+        f"CAM101.INTRUSION.dike.{now}"
+    ]
+
+
+async def test_the_camera_online_rate_is_the_time_it_sent_pictures(
+    pipeline: Pipeline, database_url: str
+) -> None:
+    with psycopg.connect(database_url) as conn:
+        for hours_ago, status in ((12, "online"), (9, "tampered"), (6, "offline")):
+            conn.execute(
+                "INSERT INTO camera_status_log (camera_id, at, status)"
+                " SELECT id, now() - %s * interval '1 hour', %s FROM cameras WHERE code = 'CAM101'",
+                (hours_ago, status),
+            )
+    async with running(database_url) as (server, _app), logged_in(server, "county") as officer:
+        status, body = await officer.get("/api/v1/cameras?hours=24")
+    assert status == 200
+    assert body["cameras"][0]["code"] == "CAM101"
+    assert body["cameras"][0]["online_rate"] == pytest.approx(0.25, abs=0.002)  # 6 of 24 hours
