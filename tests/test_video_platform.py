@@ -232,11 +232,11 @@ async def test_the_camera_online_rate_is_the_time_it_sent_pictures(
     pipeline: Pipeline, database_url: str
 ) -> None:
     with psycopg.connect(database_url) as conn:
-        for hours_ago, status in ((12, "online"), (9, "tampered"), (6, "offline")):
+        for hours_ago, camera_status in ((12, "online"), (9, "tampered"), (6, "offline")):
             conn.execute(
                 "INSERT INTO camera_status_log (camera_id, at, status)"
                 " SELECT id, now() - %s * interval '1 hour', %s FROM cameras WHERE code = 'CAM101'",
-                (hours_ago, status),
+                (hours_ago, camera_status),
             )
     async with running(database_url) as (server, _app), logged_in(server, "county") as officer:
         status, body = await officer.get("/api/v1/cameras?hours=24")
