@@ -46,7 +46,8 @@ def _ruled_plant(args: argparse.Namespace, settings: Settings) -> Plant:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     plant = load_plant(args.file)
     tags = sum(1 for _ in plant.iter_tags())
-    print(f"{args.file}: OK — {len(plant.enterprises)} enterprises, {tags} tags")
+    cameras = sum(1 for e in plant.enterprises for _ in e.iter_cameras())
+    print(f"{args.file}: OK — {len(plant.enterprises)} enterprises, {tags} tags, {cameras} cameras")
     rules = args.rules or settings.rules
     if rules:
         plant = with_rules(plant, rules)
