@@ -30,7 +30,7 @@ def _node_at(root: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
 
 
 _CODE_IN_MESSAGE = re.compile(
-    r"^(?:(?:tag|voting group) (?P<tag>[^:\s]+):|duplicate [a-z ]+ '(?P<dup>[^']+)')"
+    r"^(?:(?:tag|voting group|camera) (?P<tag>[^:\s]+):|duplicate [a-z ]+ '(?P<dup>[^']+)')"
 )
 
 
