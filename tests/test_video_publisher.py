@@ -1,0 +1,78 @@
+"""The video publisher against real Mosquitto brokers: events at QoS 1 survive a broker that is not
+there yet, camera status is retained, and the last will says every camera is offline."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hazardwatch import wire
+from hazardwatch.settings import MqttAddress
+from tests.support import free_port, private_mosquitto
+from video.publisher import EventPublisher
+
+ENTERPRISE, GATEWAY = "E330110001", "gw01"
+
+
+def event(start: int) -> wire.EdgeEvent:
+    box = [0.1, 0.6, 0.2, 0.3]
+    return wire.EdgeEvent(GATEWAY, 0, 0, f"CAM101.INTRUSION.dike.{start}", "CAM101", "INTRUSION", "new",
+                          start, start + 1000, "dike", 0.3, False, box, {}, b"\xff\xd8jpeg")  # fmt: skip
+
+
+def subscriber(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage]]:
+    received: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.monotonic_ns()}")
+    client.on_message = lambda _c, _u, message: received.put(message)
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    return client, received
+
+
+def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order() -> None:
+    port = free_port()
+    publisher = EventPublisher(ENTERPRISE, GATEWAY, MqttAddress("127.0.0.1", port))
+    publisher.start()
+    try:
+        for start in (1000, 2000, 3000):
+            publisher.publish_event(event(start))  # no broker yet: queued
+        with private_mosquitto(port=port):
+            client, received = subscriber(port, wire.events_topic(ENTERPRISE, GATEWAY))
+            try:
+                got = [wire.decode_event(bytes(received.get(timeout=20).payload)) for _ in range(3)]
+            finally:
+                client.disconnect()
+                client.loop_stop()
+            assert [e.start_ms for e in got] == [1000, 2000, 3000]
+            assert [e.seq for e in got] == sorted({e.seq for e in got})  # increasing, no repeats
+            assert got[0].snapshot == b"\xff\xd8jpeg"
+    finally:
+        publisher.stop()
+
+
+def test_camera_status_is_retained_and_the_last_will_takes_the_cameras_offline(mqtt_port: int) -> None:
+    address = MqttAddress("127.0.0.1", mqtt_port)
+    gateway = f"gw{time.monotonic_ns() % 10_000}"
+    publisher = EventPublisher(ENTERPRISE, gateway, address)
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        publisher.set_camera("CAM101", {"status": "tampered", "reasons": ["covered"]})
+        time.sleep(0.3)
+        client, received = subscriber(mqtt_port, wire.cameras_topic(ENTERPRISE, gateway))  # joins later
+        try:
+            retained = received.get(timeout=10)
+            assert retained.retain
+            assert wire.decode_cameras(bytes(retained.payload)) == {"CAM101": "tampered"}
+            publisher._client._sock.close()  # type: ignore[union-attr] # the link dies: the broker sends the will
+            will = received.get(timeout=30)
+            assert wire.decode_cameras(bytes(will.payload)) is None
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    finally:
+        publisher.stop()
