@@ -534,4 +534,4 @@ def test_a_worker_restarted_without_an_enterprise_stops_taking_it(
     recorded = scalar(
         database_url, "SELECT array_length(topics, 1) FROM ingest_workers WHERE worker_id = '1'"
     )
-    assert recorded == 3  # readings, status and health of Hangzhou only
+    assert recorded == 5  # readings, status, health, events and cameras of Hangzhou only
