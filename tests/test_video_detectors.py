@@ -124,3 +124,16 @@ def test_frames_no_camera_should_send_do_not_stop_the_analytics() -> None:
         assert image is not None
         pipeline.frame(image, NIGHT_T0_MS + i * 200)
     assert pipeline.frames == 40
+
+
+def test_motion_in_a_restricted_zone_within_its_permitted_hours_is_no_alarm() -> None:
+    """The night scene's walker crosses the yard at 10:00, inside its 08:00–18:00 window."""
+    for t0, expected in ((NIGHT_T0_MS, {"RESTRICTED"}), (NIGHT_T0_MS + 8 * 3_600_000, set())):
+        analytics = CameraAnalytics(scene_camera())
+        scene = Scene("night", 7, 320, 180)
+        kinds: set[str] = set()
+        for i in range(30):
+            image = scene.frame(i)
+            assert image is not None
+            kinds |= {d.kind for d in analytics.analyse(image, t0 + i * 200).detections}
+        assert kinds == expected
