@@ -115,3 +115,28 @@ async def test_every_alarm_names_its_subject_whatever_its_kind(seeded: Seeded) -
     assert named["gateway"][0] == "gw01"
     assert named["tag"][0] == "LT101"
     assert all(name for _, name in named.values() if name is not None)
+
+
+async def test_every_api_route_but_the_public_ones_refuses_an_anonymous_caller(seeded: Seeded) -> None:
+    """Built from the router, so an endpoint added tomorrow is held to it too."""
+    public = {("POST", "/api/v1/login"), ("GET", "/api/v1/health"), ("GET", "/api/v1/openapi.json")}
+    async with (
+        running(seeded.url) as (server, app),
+        aiohttp.ClientSession(base_url=str(server.make_url("/"))) as client,
+    ):
+        checked = 0
+        for route in app.router.routes():
+            resource = route.resource
+            if resource is None or route.method == "HEAD" or not resource.canonical.startswith("/api/v1"):
+                continue
+            path = re.sub(r"\{[a-z_]+\}", "1", resource.canonical)
+            if (route.method, resource.canonical) in public:
+                continue
+            async with client.request(route.method, path, json={}) as response:
+                assert response.status == 401, (route.method, path, response.status)
+                if response.content_type == "application/json":
+                    assert (await response.json())["error"] == "unauthenticated"
+            checked += 1
+        async with client.get("/metrics", headers={"Authorization": "Bearer hwt_nobody"}) as response:
+            assert response.status == 401  # a wrong token is refused, even from loopback
+    assert checked > 40
