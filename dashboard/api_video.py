@@ -14,27 +14,21 @@ from psycopg.rows import dict_row
 from dashboard.context import POOL
 from dashboard.responses import int_param, json_response, not_found, require_principal
 from dashboard.scope import scope_sql
+from ingest.video import CAMERA_ONLINE_CTE
 
 MAX_HOURS = 24 * 31
 
-# Seconds each camera was online (online or tampered: the picture arrives) since a time, from its
-# status changes; time before a camera's first report counts as offline.
-_CAMERAS_SQL = """
-WITH spans AS (
-    SELECT l.camera_id, l.status, greatest(l.at, %s) AS a,
-           coalesce(lead(l.at) OVER (PARTITION BY l.camera_id ORDER BY l.at), %s) AS b
-    FROM camera_status_log l
-), online AS (
-    SELECT camera_id, sum(extract(epoch FROM b - a)) AS seconds FROM spans
-    WHERE b > a AND status IN ('online', 'tampered') GROUP BY camera_id
-)
+_CAMERAS_SQL = (
+    CAMERA_ONLINE_CTE
+    + """
 SELECT c.id, c.code, c.name, c.status, c.status_at, e.code AS enterprise_code,
-       hs.code AS hazard_source_code, coalesce(o.seconds, 0) / extract(epoch FROM %s - %s) AS online_rate
+       hs.code AS hazard_source_code, coalesce(o.seconds, 0) / %(span)s AS online_rate
 FROM cameras c JOIN enterprises e ON e.id = c.enterprise_id
 JOIN hazard_sources hs ON hs.id = c.hazard_source_id
 LEFT JOIN online o ON o.camera_id = c.id
 WHERE c.in_ledger AND {scope} ORDER BY e.code, c.code
 """
+)
 
 
 async def snapshot(request: web.Request) -> web.StreamResponse:
@@ -66,10 +60,13 @@ async def cameras(request: web.Request) -> web.StreamResponse:
     who = require_principal(request)
     hours = int_param(request.query.get("hours", "24"), "hours", low=1, high=MAX_HOURS)
     now = datetime.now(UTC)
-    since = now - timedelta(hours=hours)
     scope, params = scope_sql(who)
+    named: dict[str, object] = {"since": now - timedelta(hours=hours), "until": now, "span": hours * 3600.0}
+    named.update({f"scope{i}": value for i, value in enumerate(params)})
+    for i in range(len(params)):  # scope_sql's positional %s, bound by name here
+        scope = scope.replace("%s", f"%(scope{i})s", 1)
     async with request.app[POOL].connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_CAMERAS_SQL.format(scope=scope).encode(), [since, now, now, since, *params])
+        await cur.execute(_CAMERAS_SQL.format(scope=scope).encode(), named)
         rows = await cur.fetchall()
     for row in rows:
         row["online_rate"] = round(float(row["online_rate"]), 4)

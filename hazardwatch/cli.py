@@ -314,6 +314,15 @@ def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
 
     until = datetime.now(UTC).replace(second=0, microsecond=0)
     since = until - timedelta(hours=args.hours)
+    if args.by == "camera":
+        from ingest.video import camera_online_rates
+
+        with connect(args.database_url or settings.database_url) as conn:
+            cameras = camera_online_rates(conn, since, until)
+        print(f"camera online rate over the {args.hours:g} h to {until.isoformat()} (time sending pictures)")
+        for camera in cameras:
+            print(f"  {camera.key:<32} {camera.rate * 100:6.1f} %  now {camera.status}")
+        return 0
     with connect(args.database_url or settings.database_url) as conn:
         rates = online_rates(conn, since, until, args.by)
     print(f"online rate over the {args.hours:g} h to {until.isoformat()} (received / expected readings)")
@@ -535,13 +544,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "online",
         cmd_online,
-        "online rate: readings received against expected, per enterprise, gateway or tag",
+        "online rate: readings received against expected per enterprise, gateway or tag; camera time online",
     )
     _common(p, "database_url")
     p.add_argument(
         "--hours", type=float, default=24, help="the span, ending at the last whole minute (default 24)"
     )
-    p.add_argument("--by", choices=["enterprise", "gateway", "tag"], default="gateway", help="grouping")
+    p.add_argument(
+        "--by", choices=["enterprise", "gateway", "tag", "camera"], default="gateway", help="grouping"
+    )
 
     p = add("kpi", cmd_kpi, "alarm KPIs (ISA-18.2) of a region or an enterprise over a time range")
     _common(p, "database_url")

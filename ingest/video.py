@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -188,3 +189,41 @@ def _camera_status(
             conn, Subject.CAMERA, camera_id, MOTION_CONDITIONS, new in BLIND, reason, policy
         )
     return journaled
+
+
+# Seconds each camera sent pictures (online or tampered) between %(since)s and %(until)s, from its
+# status changes; time before a camera's first report counts as offline. The dashboard shares it.
+CAMERA_ONLINE_CTE = """
+WITH spans AS (
+    SELECT l.camera_id, l.status, greatest(l.at, %(since)s) AS a,
+           coalesce(lead(l.at) OVER (PARTITION BY l.camera_id ORDER BY l.at), %(until)s) AS b
+    FROM camera_status_log l WHERE l.at < %(until)s
+), online AS (
+    SELECT camera_id, sum(extract(epoch FROM least(b, %(until)s) - a)) AS seconds FROM spans
+    WHERE least(b, %(until)s) > a AND status IN ('online', 'tampered') GROUP BY camera_id
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRate:
+    key: str  # enterprise/camera
+    status: str
+    online_s: float
+    span_s: float
+
+    @property
+    def rate(self) -> float:
+        return self.online_s / self.span_s if self.span_s > 0 else 0.0
+
+
+def camera_online_rates(conn: Conn, since: datetime, until: datetime) -> list[CameraRate]:
+    """Each camera of the ledger: the share of the span it sent pictures (在线率)."""
+    rows = conn.execute(
+        (CAMERA_ONLINE_CTE + "SELECT e.code || '/' || c.code, c.status, coalesce(o.seconds, 0) FROM cameras c"
+         " JOIN enterprises e ON e.id = c.enterprise_id LEFT JOIN online o ON o.camera_id = c.id"
+         " WHERE c.in_ledger ORDER BY 1").encode(),
+        {"since": since, "until": until},
+    ).fetchall()  # fmt: skip
+    span = (until - since).total_seconds()
+    return [CameraRate(str(r[0]), str(r[1]), float(str(r[2])), span) for r in rows]

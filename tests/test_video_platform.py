@@ -243,3 +243,21 @@ async def test_the_camera_online_rate_is_the_time_it_sent_pictures(
     assert status == 200
     assert body["cameras"][0]["code"] == "CAM101"
     assert body["cameras"][0]["online_rate"] == pytest.approx(0.25, abs=0.002)  # 6 of 24 hours
+
+
+def test_hazardwatch_online_by_camera(
+    pipeline: Pipeline, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hazardwatch.cli import main
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO camera_status_log (camera_id, at, status)"
+            " SELECT id, now() - interval '12 hours', 'online' FROM cameras WHERE code = 'CAM301'"
+        )
+    assert main(["online", "--by", "camera", "--hours", "24", "--database-url", database_url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("camera online rate over the 24 h")
+    rates = {line.split()[0]: float(line.split()[1]) for line in lines[1:]}
+    assert rates["E330110001/CAM101"] == 0.0
+    assert rates["E330281002/CAM301"] == pytest.approx(50.0, abs=0.3)
