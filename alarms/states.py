@@ -57,6 +57,7 @@ class Action(StrEnum):
     FEEDBACK = "feedback"
     ACCEPT = "accept"
     RETURN = "return"
+    HIDDEN_DANGER = "hidden_danger"  # a hidden-danger record opened from the alarm, or one of its steps
     CLOSE = "close"
     REOPEN = "reopen"
 

@@ -94,6 +94,20 @@ def _journal(
     )
 
 
+def _note(
+    conn: Conn,
+    alarm: dict[str, object],
+    actor: Actor,
+    action: Action,
+    comment: str,
+    detail: dict[str, object],
+) -> None:
+    """Journal an act of the regulatory loop on an alarm; its ISA state stays as it is."""
+    state = str(alarm["state"])
+    _journal(conn, _int(alarm["id"]), actor, action, state, state, _int(alarm["level"]), comment=comment,
+             detail=detail)  # fmt: skip
+
+
 def _journal_change(
     conn: Conn,
     alarm_id: int,
@@ -711,17 +725,8 @@ def file_feedback(
             ),
         )
         conn.execute("UPDATE alarms SET disposition = 'filed', updated_at = now() WHERE id = %s", (alarm_id,))
-        _journal(
-            conn,
-            alarm_id,
-            actor,
-            Action.FEEDBACK,
-            state,
-            state,
-            _int(row["level"]),
-            comment=measures.strip(),
-            detail={"reason": reason, "attachment": attachment.name if attachment else None},
-        )
+        _note(conn, row, actor, Action.FEEDBACK, measures.strip(),
+              {"reason": reason, "attachment": attachment.name if attachment else None})  # fmt: skip
         return _fetch(conn, alarm_id)
 
 
@@ -745,18 +750,8 @@ def review_feedback(conn: Conn, alarm_id: int, actor: Actor, accept: bool, comme
         conn.execute(
             "UPDATE alarms SET disposition = %s, updated_at = now() WHERE id = %s", (verdict, alarm_id)
         )
-        state = str(row["state"])
-        _journal(
-            conn,
-            alarm_id,
-            actor,
-            Action.ACCEPT if accept else Action.RETURN,
-            state,
-            state,
-            _int(row["level"]),
-            comment=comment.strip(),
-            detail={"feedback_id": _int(pending[0])},
-        )
+        _note(conn, row, actor, Action.ACCEPT if accept else Action.RETURN, comment.strip(),
+              {"feedback_id": _int(pending[0])})  # fmt: skip
         if accept:
             _maybe_close(conn, alarm_id, actor)
         return _fetch(conn, alarm_id)
@@ -802,18 +797,8 @@ def open_hidden_danger(
             ),
         ).fetchone()
         assert inserted is not None  # noqa: S101 - INSERT … RETURNING
-        state = str(row["state"])
-        _journal(
-            conn,
-            alarm_id,
-            actor,
-            Action.FEEDBACK,
-            state,
-            state,
-            _int(row["level"]),
-            comment=description.strip(),
-            detail={"hidden_danger_id": _int(inserted[0])},
-        )
+        _note(conn, row, actor, Action.HIDDEN_DANGER, description.strip(),
+              {"hidden_danger_id": _int(inserted[0]), "status": "open"})  # fmt: skip
     return _int(inserted[0])
 
 
@@ -850,18 +835,8 @@ def advance_hidden_danger(conn: Conn, danger_id: int, actor: Actor, to_status: s
             conn.execute("UPDATE hidden_dangers SET status = 'open' WHERE id = %s", (danger_id,))
         if row["alarm_id"] is not None:
             alarm = _lock(conn, _int(row["alarm_id"]))
-            state = str(alarm["state"])
-            _journal(
-                conn,
-                _int(alarm["id"]),
-                actor,
-                Action.FEEDBACK,
-                state,
-                state,
-                _int(alarm["level"]),
-                comment=text.strip(),
-                detail={"hidden_danger_id": danger_id, "status": to_status},
-            )
+            _note(conn, alarm, actor, Action.HIDDEN_DANGER, text.strip(),
+                  {"hidden_danger_id": danger_id, "status": to_status})  # fmt: skip
         with conn.cursor(row_factory=dict_row) as cur:
             result = cur.execute("SELECT * FROM hidden_dangers WHERE id = %s", (danger_id,)).fetchone()
         assert result is not None  # noqa: S101 - locked above

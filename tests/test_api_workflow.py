@@ -530,11 +530,11 @@ async def test_hidden_danger_from_feedback_to_closure(seeded: Seeded) -> None:
         ("raise", "system"),
         ("ack", "seed-enterprise"),
         ("feedback", "seed-enterprise"),
-        ("feedback", "jianguan"),  # opened the hidden danger
-        ("feedback", "qiye2"),  # rectified
-        ("feedback", "jianguan"),  # sent back
-        ("feedback", "qiye2"),  # rectified again
-        ("feedback", "jianguan"),  # closed
+        ("hidden_danger", "jianguan"),  # opened the hidden danger
+        ("hidden_danger", "qiye2"),  # rectified
+        ("hidden_danger", "jianguan"),  # sent back
+        ("hidden_danger", "qiye2"),  # rectified again
+        ("hidden_danger", "jianguan"),  # closed
     ]
 
 

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from alarms.states import AlarmState
+from alarms.states import Action, AlarmState
 from alarms.store import apply_transitions
 from dashboard.app import create_app
 from dashboard.auth import create_user
@@ -611,3 +611,4 @@ def test_every_condition_has_a_code_and_a_name_in_both_languages() -> None:
     for strings in STRINGS.values():
         assert all(f"cond_{code}" in strings for code in codes)
         assert states <= strings.keys()
+        assert {f"act_{action.value}" for action in Action} | {"act_escalation"} <= strings.keys()
