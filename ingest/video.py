@@ -24,13 +24,15 @@ from alarms.store import apply_transitions, suppress_by_design
 from hazardwatch import wire
 from hazardwatch.clock import utc_from_ms
 from hazardwatch.errors import WireError
-from rules.types import Subject, Transition
+from rules.types import Condition, Subject, Transition
 
 logger = logging.getLogger(__name__)
 
 Conn = psycopg.Connection[tuple[object, ...]]
 MOTION_CONDITIONS = ("INTRUSION", "RESTRICTED")
 BLIND = frozenset({"tampered", "offline"})
+# conditions the platform raises itself: an edge event may not claim them
+RESERVED_CONDITIONS = frozenset({c.value for c in Condition} | {"CAMERA_OFFLINE"})
 DEFAULT_SNAPSHOT_DAYS = 180
 PRUNE_BATCH = 200
 
@@ -72,6 +74,8 @@ def record_event(conn: Conn, address: wire.TopicAddress, payload: bytes, policy:
     the dead letter.
     """
     event = wire.decode_event(payload)
+    if event.kind in RESERVED_CONDITIONS:
+        raise WireError(f"{event.kind} is not an edge event's kind")
     if event.gateway != address.gateway:
         raise WireError(
             f"gateway {event.gateway!r} in the payload differs from the topic's {address.gateway!r}"

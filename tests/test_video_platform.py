@@ -164,6 +164,7 @@ def test_malformed_events_go_to_dead_letters(pipeline: Pipeline, database_url: s
         variant(cam="CAM999"),
         variant(cam="CAM301"),  # another enterprise's camera
         variant(kind="intrusion"),
+        variant(kind="HIGH"),  # a tag's condition
         variant(phase="begin"),
         variant(snap=b"not a jpeg"),
         variant(score=float("nan")),
@@ -177,7 +178,8 @@ def test_malformed_events_go_to_dead_letters(pipeline: Pipeline, database_url: s
     assert result.dead_letters == len(messages)
     reasons = [str(r[0]) for r in query(database_url, "SELECT reason FROM dead_letters ORDER BY id")]
     for expected in ("malformed msgpack", "unknown wire version", "unknown camera E330110001/CAM999",
-                     "unknown camera E330110001/CAM301", "field 'kind'", "field 'phase'", "JPEG",
+                     "unknown camera E330110001/CAM301", "field 'kind'", "HIGH is not an edge event's kind",
+                     "field 'phase'", "JPEG",
                      "field 'score'", "field 'detail'", "field 'box'", "differs from the topic",
                      "status must be one of", "unknown gateway"):  # fmt: skip
         assert any(expected in r for r in reasons), (expected, reasons)
