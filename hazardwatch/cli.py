@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from hazardwatch import __version__, logsetup
@@ -307,7 +308,7 @@ def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, timedelta
 
     from ingest.db import connect
     from ingest.storage import online_rates
@@ -331,18 +332,22 @@ def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import datetime
-
-    from ingest.backtest import backtest
-    from ingest.db import connect
-
+def _span(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    """--from and --to: ISO 8601 times with a zone, in order."""
     try:
         start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
     except ValueError as err:
         raise ConfigError(f"--from/--to must be ISO 8601 times: {err}") from err
     if start.tzinfo is None or end.tzinfo is None or start >= end:
         raise ConfigError("--from and --to need a time zone (e.g. +08:00 or Z), and --from must come first")
+    return start, end
+
+
+def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.backtest import backtest
+    from ingest.db import connect
+
+    start, end = _span(args)
     plant = _ruled_plant(args, settings)
     with connect(args.database_url or settings.database_url) as conn:
         report = backtest(conn, plant, start, end)
@@ -365,19 +370,12 @@ def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_kpi(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import datetime
-
     from alarms.kpi import Selection, compute
     from alarms.kpi_text import render
     from ingest.db import connect
     from ingest.storage import online_rates
 
-    try:
-        start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
-    except ValueError as err:
-        raise ConfigError(f"--from/--to must be ISO 8601 times: {err}") from err
-    if start.tzinfo is None or end.tzinfo is None or start >= end:
-        raise ConfigError("--from and --to need a time zone (e.g. +08:00 or Z), and --from must come first")
+    start, end = _span(args)
     selection = Selection(args.division or "", args.enterprise)
     with connect(args.database_url or settings.database_url) as conn:
         try:
