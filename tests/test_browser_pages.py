@@ -267,8 +267,8 @@ async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_
         await expect(page.locator("#feedback-form")).to_be_hidden()  # acknowledge first
         await page.click("#detail-ack-button")
         await expect(page.locator("#feedback-form")).to_be_visible()
-        await page.select_option("#feedback-reason", "process_fluctuation")
-        await page.fill("#feedback-measures", "调整进料阀开度，压力已回落至正常范围")
+        await page.select_option("#feedback-reason", "real_handled")
+        await page.fill("#feedback-measures", "进料阀卡涩致超压，已手动关阀，压力已回落至正常范围")
         await page.set_input_files(
             "#feedback-file",
             files=[
@@ -279,7 +279,7 @@ async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_
         item = page.locator("#feedback-list li")
         await expect(item).to_have_count(1)
         await expect(item).to_have_attribute("data-review", "pending")
-        await expect(item).to_contain_text("工艺波动")
+        await expect(item).to_contain_text("真实异常已处置")
         await expect(item.locator("a.attachment")).to_contain_text("现场照片.txt")
         await expect(page.locator("#feedback-form")).to_be_hidden()
         await expect(page.locator('#journal-rows tr[data-action="feedback"]')).to_have_count(1)
@@ -301,6 +301,13 @@ async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_
         assert download.status == 200
         assert (await download.body()).decode() == "压力表读数 1.62 MPa"
         assert await page.locator("#trend").get_attribute("data-points") not in (None, "0")
+        # a real abnormality: the regulator opens a hidden-danger rectification (隐患) with a deadline
+        await expect(page.locator("#danger-form")).to_be_visible()
+        await page.fill("#danger-description", "进料阀卡涩，需更换阀门并校验联锁")
+        await page.fill("#danger-deadline", "2031-12-31T18:00")
+        await page.click("#danger-button")
+        await expect(page.locator("#danger-message")).to_contain_text("2031-12-31 18:00")
+        await expect(page.locator('#journal-rows tr[data-action="hidden_danger"]')).to_have_count(1)
         await page.click("#review-accept")
         await expect(page.locator("#feedback-list li")).to_have_attribute("data-review", "accepted")
         await expect(page.locator("#review-form")).to_be_hidden()

@@ -162,6 +162,9 @@ window.HWDetail = (function () {
     $("feedback-form").hidden = !(mine && (a.disposition === "due" || a.disposition === "returned") && a.state !== "UNACK" && a.state !== "RTN_UNACK");
     const pending = items.some((i) => i.review === "pending");
     $("review-form").hidden = !(user.role === "regulator" && pending);
+    // a real abnormality confirmed in feedback may open a hidden-danger rectification (隐患)
+    const real = items.some((i) => i.reason === "real_handled" && i.review !== "returned");
+    $("danger-form").hidden = !(real && (user.role === "regulator" || user.role === "enterprise"));
   }
 
   async function refreshAlarm() {
@@ -218,7 +221,7 @@ window.HWDetail = (function () {
     panel().hidden = false;
     panel().dataset.alarmId = String(a.id);
     delete panel().dataset.loaded;
-    for (const id of ["shelve-error", "feedback-error", "review-error"]) $(id).hidden = true;
+    for (const id of ["shelve-error", "feedback-error", "review-error", "danger-error", "danger-message"]) $(id).hidden = true;
     $("feedback-list").replaceChildren();
     $("journal-rows").replaceChildren();
     $("ack-comment").value = "";
@@ -328,6 +331,31 @@ window.HWDetail = (function () {
     }
   }
 
+  async function openDanger(event) {
+    event.preventDefault();
+    if (current == null) return;
+    $("danger-error").hidden = true;
+    $("danger-message").hidden = true;
+    const description = $("danger-description").value.trim();
+    const deadline = HW.zonedToIso($("danger-deadline").value);
+    if (!description || !deadline) { showError("danger-error", HW.t("danger_required")); return; }
+    $("danger-button").disabled = true;
+    try {
+      const data = await HW.api("POST", "/api/v1/alarms/" + current + "/hidden-dangers",
+        { description: description, deadline: deadline });
+      $("danger-description").value = "";
+      $("danger-deadline").value = "";
+      const danger = data.hidden_danger || data;
+      $("danger-message").textContent = HW.t("danger_opened", { deadline: HW.fmtTime(danger.deadline) });
+      $("danger-message").hidden = false;
+      await refreshAlarm();
+    } catch (err) {
+      showError("danger-error", err);
+    } finally {
+      $("danger-button").disabled = false;
+    }
+  }
+
   /** ``options``: acknowledge(id, comment) → alarm | null; changed(alarm); closed(reason). */
   function init(options) {
     hooks = Object.assign(hooks, options || {});
@@ -339,6 +367,7 @@ window.HWDetail = (function () {
     $("feedback-form").addEventListener("submit", fileFeedback);
     $("review-accept").addEventListener("click", function () { review(true); });
     $("review-return").addEventListener("click", function () { review(false); });
+    $("danger-form").addEventListener("submit", openDanger);
   }
 
   return { init, open, close, changed, shelving, current: () => current, alarm: () => alarm };
