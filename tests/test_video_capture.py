@@ -15,11 +15,13 @@ from pathlib import Path
 import cv2
 import pytest
 
+from hazardwatch import wire
 from hazardwatch.ledger import load_plant
 from hazardwatch.settings import MqttAddress
 from simulators.camera_scene import Scene
 from simulators.camera_stream import CameraStreamServer
 from tests.support import free_port, sample_plant_doc, write_plant
+from tests.video_support import clear_retained
 from video.capture import Capture, stream_url
 from video.service import VideoService
 
@@ -145,6 +147,7 @@ def test_a_killed_camera_process_is_started_again(tmp_path: Path, mqtt_port: int
         stop.set()
         runner.join(30)
         server.stop()
+        clear_retained(mqtt_port, wire.cameras_topic("E330110001", "gw01"))
     assert not runner.is_alive()
 
 

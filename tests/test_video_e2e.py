@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from hazardwatch import wire
 from hazardwatch.ledger import load_plant
 from hazardwatch.settings import MqttAddress
 from ingest.consumer import Consumer, subscriptions
@@ -20,9 +21,11 @@ from ingest.pipeline import Pipeline
 from simulators.camera_stream import CameraStreamServer
 from tests.support import sample_plant_doc, write_plant
 from tests.test_dashboard_api import logged_in, running, seed
+from tests.video_support import clear_retained
 from video.service import VideoService
 
 pytestmark = pytest.mark.e2e
+CAMERA_TOPICS = [wire.cameras_topic("E330110001", "gw01"), wire.cameras_topic("E330281002", "gw01")]
 INTRUSION_SQL = (
     "SELECT a.id, a.state, a.detail->>'snapshot_id', c.code, c.status FROM alarms a"
     " JOIN cameras c ON c.id = a.subject_id WHERE a.subject_kind = 'camera' AND a.condition = 'INTRUSION'"
@@ -66,6 +69,7 @@ async def test_a_synthetic_camera_raises_an_intrusion_alarm_with_its_snapshot(
     stop_ingest, stop_video = threading.Event(), threading.Event()
     ingest = threading.Thread(target=consumer.run, args=(stop_ingest,))
     video = threading.Thread(target=service.run, args=(stop_video,))
+    clear_retained(mqtt_port, *CAMERA_TOPICS)  # no stale camera status from an earlier test
     ingest.start()
     try:
         assert consumer.subscribed.wait(10)
@@ -90,6 +94,7 @@ async def test_a_synthetic_camera_raises_an_intrusion_alarm_with_its_snapshot(
         # camera's offline alarm stands for it, its intrusion alarm is suppressed by design
         sql = (
             "SELECT a.state FROM alarms a WHERE a.subject_kind = 'camera' AND a.condition = 'CAMERA_OFFLINE'"
+            " AND a.state = 'UNACK'"
         )
         assert _wait_for(database_url, sql, 10) == [("UNACK",)]
         assert _wait_for(database_url, INTRUSION_SQL, 1)[0][1] == "SUPPRESSED"
@@ -99,5 +104,6 @@ async def test_a_synthetic_camera_raises_an_intrusion_alarm_with_its_snapshot(
             video.join(30)
         stop_ingest.set()
         ingest.join(10)
+        clear_retained(mqtt_port, *CAMERA_TOPICS)
     clips = list((tmp_path / "video" / "E330110001" / "gw01" / "clips" / "CAM101").glob("*.avi"))
     assert clips, "no clip of the event on the gateway"

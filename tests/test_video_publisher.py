@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hazardwatch import wire
 from hazardwatch.settings import MqttAddress
 from tests.support import free_port, private_mosquitto
+from tests.video_support import clear_retained
 from video.publisher import EventPublisher
 
 ENTERPRISE, GATEWAY = "E330110001", "gw01"
@@ -76,3 +77,4 @@ def test_camera_status_is_retained_and_the_last_will_takes_the_cameras_offline(m
             client.loop_stop()
     finally:
         publisher.stop()
+        clear_retained(mqtt_port, wire.cameras_topic(ENTERPRISE, gateway))

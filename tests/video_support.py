@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,3 +115,19 @@ def failures(results: list[SceneResult]) -> list[str]:
             kind = "negative control" if r.scene in NEGATIVE else "scene"
             problems.append(f"{r.scene}: false alarm in {kind}: {sorted(r.false_alarms)}")
     return problems
+
+
+def clear_retained(port: int, *topics: str) -> None:
+    """Remove retained messages a test left on the session's broker (an empty retained payload)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-clear-{time.monotonic_ns()}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        for topic in topics:
+            client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
