@@ -1,6 +1,15 @@
 """Run every benchmark: ``python -m bench``."""
 
-from bench import backtest_bench, ingest_bench, modbus_bench, replay_bench, rules_bench, video_bench
+from bench import (
+    backtest_bench,
+    board_bench,
+    history_bench,
+    ingest_bench,
+    modbus_bench,
+    replay_bench,
+    rules_bench,
+    video_bench,
+)
 
 rules_bench.main([])
 replay_bench.main([])
@@ -8,3 +17,5 @@ ingest_bench.main([])
 backtest_bench.main([])
 modbus_bench.main([])
 video_bench.main([])
+history_bench.main([])
+board_bench.main([])
