@@ -502,3 +502,37 @@ async def test_a_video_alarm_shows_its_snapshot_and_the_ledger_lists_the_cameras
         await expect(page.locator("#ledger-rows")).not_to_contain_text("http://")  # no stream address
         await context.close()
         assert not errors, errors
+
+
+async def test_the_enterprise_files_its_daily_safety_commitment_from_its_page(
+    browser: Browser, seeded_db: Seeded
+) -> None:
+    async with serving(seeded_db.url) as base:
+        context, page = await session(browser, base, "qiye", TABLET)
+        errors = errors_of(page)
+        await page.click('.pages a[data-nav="enterprises"]')
+        await expect(page.locator("#enterprises-rows tr")).to_have_count(1)  # only its own
+        await page.locator("#enterprises-rows tr a").first.click()
+        card = page.locator("#source-cards .card").first
+        await expect(card).to_contain_text("今日尚未提交")
+        await card.locator("button.file-commitment").click()
+        form = page.locator("#commitment-form")
+        await expect(form).to_be_visible()
+        await expect(page.locator("#c-principal")).to_have_value("陈建国")  # its 主要负责人 by default
+        await page.select_option("#c-unit-status", "running")
+        await page.fill('#commitment-form [data-op="hot_work"]', "1")
+        await page.select_option("#c-risk", "3")
+        await page.click("#commitment-submit")
+        await expect(form).to_be_hidden()
+        await expect(card).to_contain_text("动火 1")
+        await expect(card).to_contain_text("陈建国")
+        await expect(card.locator("button.file-commitment")).to_have_text("修改今日安全承诺")
+        await page.screenshot(path=ARTIFACTS / "pages-commitment.png", full_page=True)
+        await context.close()
+        assert not errors, errors
+    with psycopg.connect(seeded_db.url) as conn:
+        stored = conn.execute(
+            "SELECT c.unit_status, c.special_operations, c.risk_level, c.principal FROM safety_commitments c"
+            " JOIN hazard_sources hs ON hs.id = c.hazard_source_id WHERE hs.code = 'HS330110001-01'"
+        ).fetchall()
+    assert stored == [("running", {"hot_work": 1}, 3, "陈建国")]

@@ -40,6 +40,12 @@
     field(list, HW.t("responsible"), hs.principal + " / " + hs.technical + " / " + hs.operational);
     const links = HW.el("p", { class: "card-links" });
     links.append(HW.el("a", { href: "/history?enterprise=" + encodeURIComponent(data.code) + "&hazard_source=" + encodeURIComponent(hs.code) }, HW.t("nav_history")));
+    if (HW.config.user.role === "enterprise") {
+      const file = HW.el("button", { type: "button", class: "secondary file-commitment", dataset: { code: hs.code } },
+        hs.commitment ? HW.t("commitment_revise") : HW.t("commitment_file"));
+      file.addEventListener("click", function () { openCommitment(hs); });
+      links.append(" ", file);
+    }
     card.append(head, list, links);
     return card;
   }
@@ -65,6 +71,60 @@
       ["status", (c) => c.status == null ? "—" : HW.t("gw_" + c.status)],
     ],
   };
+
+  let committing = null;
+
+  function openCommitment(hs) {
+    committing = hs;
+    $("commitment-title").textContent = HW.t("commitment_file_title") + " · " + hs.name;
+    const c = hs.commitment;
+    $("c-unit-status").value = c ? c.unit_status : "running";
+    for (const input of document.querySelectorAll("#commitment-form [data-op]")) {
+      input.value = String((c && c.special_operations && c.special_operations[input.dataset.op]) || 0);
+    }
+    $("c-startup").checked = !!(c && c.startup);
+    $("c-trial").checked = !!(c && c.trial_production);
+    $("c-hidden").value = String(c ? c.major_hidden_dangers : 0);
+    $("c-risk").value = String(c ? c.risk_level : 4);
+    if (c) $("c-text").value = c.commitment;
+    $("c-principal").value = c ? c.principal : hs.principal;
+    $("commitment-error").hidden = true;
+    $("commitment-form").hidden = false;
+    $("commitment-form").scrollIntoView({ block: "nearest" });
+  }
+
+  async function fileCommitment(event) {
+    event.preventDefault();
+    if (!committing) return;
+    const ops = {};
+    for (const input of document.querySelectorAll("#commitment-form [data-op]")) {
+      const n = Number(input.value || 0);
+      if (n > 0) ops[input.dataset.op] = n;
+    }
+    const body = {
+      hazard_source: committing.code,
+      unit_status: $("c-unit-status").value,
+      special_operations: ops,
+      startup: $("c-startup").checked,
+      trial_production: $("c-trial").checked,
+      major_hidden_dangers: Number($("c-hidden").value || 0),
+      risk_level: Number($("c-risk").value),
+      commitment: $("c-text").value.trim(),
+      principal: $("c-principal").value.trim() || null,
+    };
+    $("commitment-submit").disabled = true;
+    try {
+      await HW.api("POST", "/api/v1/commitments", body);
+      $("commitment-form").hidden = true;
+      committing = null;
+      await load();
+    } catch (err) {
+      $("commitment-error").textContent = err.message || String(err);
+      $("commitment-error").hidden = false;
+    } finally {
+      $("commitment-submit").disabled = false;
+    }
+  }
 
   function equipmentName(id) {
     const q = data.equipment.find((x) => x.id === id);
@@ -140,6 +200,8 @@
       if (data) renderLedger();
     });
   }
+  $("commitment-form").addEventListener("submit", fileCommitment);
+  $("commitment-cancel").addEventListener("click", function () { $("commitment-form").hidden = true; committing = null; });
   load();
   setInterval(load, REFRESH_MS);
 })();
