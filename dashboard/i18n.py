@@ -254,7 +254,10 @@ ZH: dict[str, str] = {
     "commitment_hidden_dangers": "未整改重大隐患（项）",
     "commitment_risk_level": "自评风险等级",
     "commitment_text": "承诺内容",
-    "commitment_default_text": "今天我公司已进行安全风险研判，各项安全风险防控措施已落实到位，我承诺所有生产装置处于安全运行状态，罐区、仓库等重大危险源安全风险得到有效管控。",
+    "commitment_default_text": (
+        "今天我公司已进行安全风险研判，各项安全风险防控措施已落实到位，"
+        "我承诺所有生产装置处于安全运行状态，罐区、仓库等重大危险源安全风险得到有效管控。"
+    ),
     "commitment_principal": "承诺人",
     "commitment_submit": "提交承诺",
     "cancel": "取消",
@@ -567,7 +570,10 @@ EN: dict[str, str] = {
     "commitment_hidden_dangers": "Major hidden dangers open",
     "commitment_risk_level": "Risk level declared",
     "commitment_text": "Commitment",
-    "commitment_default_text": "We have assessed today's safety risks and every control measure is in place; all units run safely and the major hazard sources' risks are under control.",
+    "commitment_default_text": (
+        "We have assessed today's safety risks and every control measure is in place;"
+        " all units run safely and the major hazard sources' risks are under control."
+    ),
     "commitment_principal": "Committed by",
     "commitment_submit": "Submit",
     "cancel": "Cancel",
