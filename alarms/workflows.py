@@ -20,6 +20,7 @@ from alarms.escalation import EscalationTracker, escalate_due
 from alarms.notify import Notifier, Sender, schedule
 from alarms.outbox import Conn, drain
 from alarms.policy import Policy
+from alarms.uplink import Uplink, UplinkUnavailable
 from hazardwatch.clock import Clock
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class TickReport:
     notified_rows: int
     scheduled: int
     sent: int
+    uplinked: int = 0  # journal rows published to the uplink broker
 
 
 class Workflows:
@@ -42,8 +44,10 @@ class Workflows:
         channels: dict[str, Channel],
         timezone: str = "Asia/Shanghai",
         batch: int = 500,
+        uplink: Uplink | None = None,
     ) -> None:
         self.policy, self.clock, self.batch = policy, clock, batch
+        self.uplink = uplink
         self.tracker = EscalationTracker(policy)
         self.notifier = Notifier(policy, clock, timezone)
         self.sender = Sender(policy, clock, channels)
@@ -63,7 +67,13 @@ class Workflows:
         notified = drain(conn, self.notifier, self.batch)
         scheduled = schedule(conn, self.policy, self.clock)
         sent = self.sender.send_due(conn)
-        return TickReport(tracked, escalated, notified, scheduled, sent)
+        uplinked = 0
+        if self.uplink is not None:
+            try:
+                uplinked = drain(conn, self.uplink, self.batch)
+            except UplinkUnavailable as err:  # the journal waits for the broker: nothing is skipped
+                logger.debug("uplink waits: %s", err)
+        return TickReport(tracked, escalated, notified, scheduled, sent, uplinked)
 
 
 def run_once(url: str, workflows: Workflows) -> TickReport:

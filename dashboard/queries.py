@@ -8,18 +8,13 @@ from typing import Any
 
 from psycopg.rows import dict_row
 
+from alarms.subjects import subject_sql
 from dashboard.db import AsyncConn
 from dashboard.scope import Principal, scope_sql
 from ingest.storage import resolution_for, trend_query
 
 Row = dict[str, Any]
 
-_SUBJECT = (
-    "CASE a.subject_kind WHEN 'tag' THEN t.{column} WHEN 'hazard_source' THEN hs.{column}"
-    " WHEN 'camera' THEN (SELECT c.{column} FROM cameras c WHERE c.id = a.subject_id)"
-    " WHEN 'vote_group' THEN (SELECT v.{column} FROM vote_groups v WHERE v.id = a.subject_id)"
-    " WHEN 'gateway' THEN (SELECT g.{column} FROM gateways g WHERE g.id = a.subject_id) END"
-)
 ALARM_COLUMNS = (
     "a.id, a.tag_id, a.subject_kind, a.subject_id, a.condition, a.kind, a.level, a.priority, a.state,"
     " a.active, a.raised_at, a.value, a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at,"
@@ -32,7 +27,7 @@ ALARM_COLUMNS = (
     " e.name AS enterprise_name, e.division,"
     # what the alarm is about, whatever its kind: a tag, a camera, a voting group, a hazard source
     # or a gateway (code and name)
-    f" {_SUBJECT.format(column='code')} AS subject_code, {_SUBJECT.format(column='name')} AS subject_name"
+    f" {subject_sql('code')} AS subject_code, {subject_sql('name')} AS subject_name"
 )
 # an alarm's subject is a tag, a camera, a hazard source or a gateway: the ledger joins are outer
 ALARM_FROM = (

@@ -250,15 +250,29 @@ def cmd_workflows(args: argparse.Namespace, settings: Settings) -> int:
     url = args.database_url or settings.database_url
     policy = load_policy(args.policy or settings.policy)
     flows = Workflows.from_environment(policy, SystemClock(), os.environ, settings.timezone)
-    if args.once:
-        r = run_once(url, flows)
-        print(f"journal rows tracked {r.tracked}, escalation steps {r.escalated}, notified rows "
-              f"{r.notified_rows}, deliveries scheduled {r.scheduled}, sent {r.sent}")  # fmt: skip
+    uplink_url = args.uplink or settings.uplink_url
+    if uplink_url:
+        from alarms.uplink import Uplink
+        from hazardwatch.settings import parse_mqtt_url
+
+        flows.uplink = Uplink(parse_mqtt_url(uplink_url))
+        flows.uplink.start()
+        if args.once and not flows.uplink.wait_connected(10.0):
+            print(f"warning: no uplink broker answers at {uplink_url}; nothing uplinked", file=sys.stderr)
+    try:
+        if args.once:
+            r = run_once(url, flows)
+            print(f"journal rows tracked {r.tracked}, escalation steps {r.escalated}, notified rows "
+                  f"{r.notified_rows}, deliveries scheduled {r.scheduled}, sent {r.sent}, "
+                  f"uplinked {r.uplinked}")  # fmt: skip
+            return 0
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+        serve(url, flows, args.interval, stop)
         return 0
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
-    serve(url, flows, args.interval, stop)
-    return 0
+    finally:
+        if flows.uplink is not None:
+            flows.uplink.close()
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
@@ -518,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks (default 1)")
     p.add_argument("--once", action="store_true", help="run one tick, print what it did and exit")
+    p.add_argument(
+        "--uplink",
+        metavar="MQTT_URL",
+        help="publish every alarm change to this broker on hw/v1/alarms/<division>/<enterprise> "
+        "(QoS 1, at least once); default $HW_UPLINK_URL, none",
+    )
 
     p = add("user", cmd_user_add, "manage dashboard users")
     user_sub = p.add_subparsers(dest="user_command", required=True, metavar="ACTION")

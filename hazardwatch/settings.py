@@ -30,6 +30,7 @@ ENV_DOC: dict[str, str] = {
     "HW_SMS_TOKEN": "token of the SMS gateway, the {secret} of its template (the policy may name another)",
     "HW_RULES": "rules file: rule settings over the devices file's, e.g. a tuned limit (default: none)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
+    "HW_UPLINK_URL": "MQTT broker the workflows publish every alarm change to (default: none)",
 }
 
 
@@ -106,6 +107,7 @@ class Settings:
     agent_metrics: str = "127.0.0.1:9108"
     policy: str = ""  # the alarm policy file; "" = built-in defaults
     rules: str = ""  # the rules file; "" = the devices file's rules alone
+    uplink_url: str = ""  # the MQTT broker the alarm journal is published to; "" = none
 
     @property
     def mqtt(self) -> MqttAddress:
@@ -132,4 +134,5 @@ class Settings:
             agent_metrics=env.get("HW_AGENT_METRICS", base.agent_metrics),
             policy=env.get("HW_POLICY", base.policy),
             rules=env.get("HW_RULES", base.rules),
+            uplink_url=env.get("HW_UPLINK_URL", base.uplink_url),
         )
