@@ -127,14 +127,7 @@ def _assess_source(
     inherent_points = risk.inherent.get(grade, 0.0)  # type: ignore[call-overload]
     factors: dict[str, Any] = {"grade": grade, "inherent_points": inherent_points}
     score = inherent_points
-    if alarms:
-        factors["active_alarms"] = {str(p): n for p, n in sorted(alarms.items())}
-        factors["alarm_points"] = _alarm_points(policy, alarms)
-        score += factors["alarm_points"]
-    if overdue:
-        factors["overdue_feedback"] = overdue
-        factors["overdue_points"] = min(overdue * risk.overdue_feedback, risk.overdue_feedback_cap)
-        score += factors["overdue_points"]
+    score += _live_points(policy, factors, alarms, overdue)
     declared: int | None = None
     if commitment is not None:
         operations: dict[str, int] = dict(commitment["special_operations"])
@@ -162,6 +155,20 @@ def _assess_source(
     return Assessment("hazard_source", source_id, enterprise_id, inherent, score, level, factors)
 
 
+def _live_points(policy: Policy, factors: dict[str, Any], alarms: dict[int, int], overdue: int) -> float:
+    """The points of active alarms (by priority) and overdue feedback, noted in ``factors``."""
+    risk, points = policy.risk, 0.0
+    if alarms:
+        factors["active_alarms"] = {str(p): n for p, n in sorted(alarms.items())}
+        factors["alarm_points"] = _alarm_points(policy, alarms)
+        points += factors["alarm_points"]
+    if overdue:
+        factors["overdue_feedback"] = overdue
+        factors["overdue_points"] = min(overdue * risk.overdue_feedback, risk.overdue_feedback_cap)
+        points += factors["overdue_points"]
+    return points
+
+
 def _assess_enterprise(
     policy: Policy, enterprise_id: int, sources: list[Assessment], alarms: dict[int, int], overdue: int
 ) -> Assessment:
@@ -171,14 +178,7 @@ def _assess_enterprise(
     factors: dict[str, Any] = {"hazard_sources": len(sources)}
     if gravest is not None:
         factors["gravest_hazard_source"] = gravest.subject_id
-    if alarms:
-        factors["active_alarms"] = {str(p): n for p, n in sorted(alarms.items())}
-        factors["alarm_points"] = _alarm_points(policy, alarms)
-        score += factors["alarm_points"]
-    if overdue:
-        factors["overdue_feedback"] = overdue
-        factors["overdue_points"] = min(overdue * risk.overdue_feedback, risk.overdue_feedback_cap)
-        score += factors["overdue_points"]
+    score += _live_points(policy, factors, alarms, overdue)
     inherent = min((a.inherent for a in sources), default=4)
     level = min(risk.level(score), gravest.level if gravest is not None else 4)
     return Assessment("enterprise", enterprise_id, enterprise_id, inherent, score, level, factors)

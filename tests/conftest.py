@@ -3,9 +3,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from hazardwatch.ledger import Plant, load_plant
+from ingest.ledger_sync import sync_ledger
+from ingest.migrate import migrate
 from tests.support import SAMPLE_DEVICES, private_database, private_mosquitto
 
 
@@ -26,6 +29,17 @@ def database_url() -> Iterator[str]:
     """A fresh, empty database for one test."""
     with private_database() as url:
         yield url
+
+
+@pytest.fixture
+def conn(database_url: str, sample_plant: Plant) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """An autocommit connection to a fresh database with the schema and the sample ledger."""
+    migrate(database_url)
+    with psycopg.connect(database_url) as connection:
+        sync_ledger(connection, sample_plant)
+        connection.commit()
+        connection.autocommit = True
+        yield connection
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ takes ``now`` and the transitions carry their source times): nothing sleeps.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from alarms.store import (
 from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
-from ingest.migrate import migrate
 from rules.types import Condition, Transition
 from tests.support import ROOT
 
@@ -94,16 +92,6 @@ def test_masks_are_entered_and_left_by_the_rules() -> None:
 
 
 # -- the database ----------------------------------------------------------------------------
-@pytest.fixture
-def conn(database_url: str, sample_plant: Plant) -> Iterator[Conn]:
-    migrate(database_url)
-    with psycopg.connect(database_url) as connection:
-        sync_ledger(connection, sample_plant)
-        connection.commit()
-        connection.autocommit = True
-        yield connection
-
-
 def tag(conn: Conn, code: str) -> int:
     row = conn.execute("SELECT id FROM tags WHERE code = %s", (code,)).fetchone()
     assert row is not None

@@ -13,24 +13,17 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.support import free_port, plant_doc_on_ports, wait_for_port
+from tests.support import free_port, wait_for_port
 from tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.test_dashboard_api import PASSWORD
-from tests.test_e2e import Stack, make_stack, start_everything, stop_and_show
+from tests.test_e2e import Stack, make_stack, quick_plant_doc, start_everything, stop_and_show
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
-    doc = plant_doc_on_ports(free_port(), free_port())
-    for enterprise in doc["enterprises"]:  # LT101's delays shortened from the level default of 60 s
-        for source in enterprise["hazard_sources"]:
-            for equipment in source["equipment"]:
-                for tag in equipment["tags"]:
-                    if tag["code"] == "LT101":
-                        tag.update(on_delay_s=3, off_delay_s=3)
-    s = make_stack(tmp_path, mqtt_port, database_url, doc)
+    s = make_stack(tmp_path, mqtt_port, database_url, quick_plant_doc())
     added = subprocess.run(
         s.hw("user", "add", "duty", "--role", "duty_officer", "--division", "33", "--password-stdin"),
         input=PASSWORD, env=s.env, capture_output=True, text=True, timeout=60, check=False,

@@ -7,7 +7,6 @@ HS330281002-01 (chlorine store, 二级), HS330281002-02 (四级). Default policy
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -28,9 +27,6 @@ from alarms.policy import DEFAULT, Policy, Risk
 from alarms.risk import RISK_LOCK, assess, risk_tick
 from alarms.store import Actor, acknowledge, apply_transitions
 from hazardwatch.clock import FakeClock
-from hazardwatch.ledger import Plant
-from ingest.ledger_sync import sync_ledger
-from ingest.migrate import migrate
 from ingest.service import run_risk
 from rules.types import Condition, Subject, Transition
 
@@ -39,16 +35,6 @@ DAY = date(2026, 12, 1)
 TEN = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
 QIYE = Actor("qiye", "enterprise")
 LPG, NH3, CL2, HCL = "HS330110001-01", "HS330110001-02", "HS330281002-01", "HS330281002-02"
-
-
-@pytest.fixture
-def conn(database_url: str, sample_plant: Plant) -> Iterator[Conn]:
-    migrate(database_url)
-    with psycopg.connect(database_url) as connection:
-        sync_ledger(connection, sample_plant)
-        connection.commit()
-        connection.autocommit = True
-        yield connection
 
 
 def source(conn: Conn, code: str) -> int:

@@ -97,16 +97,21 @@ def stop_and_show(stack: Stack) -> None:
         print(f"----- {name} (exit {codes[name]}) -----\n{stack.log(name)[-3000:]}")
 
 
-@pytest.fixture
-def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
+def quick_plant_doc() -> dict[str, Any]:
+    """The sample plant on free ports, LT101's delays shortened from the level default of 60 s."""
     doc = plant_doc_on_ports(free_port(), free_port())
-    for enterprise in doc["enterprises"]:  # LT101's delays shortened from the level default of 60 s
+    for enterprise in doc["enterprises"]:
         for source in enterprise["hazard_sources"]:
             for equipment in source["equipment"]:
                 for tag in equipment["tags"]:
                     if tag["code"] == "LT101":
                         tag.update(on_delay_s=3, off_delay_s=3, frozen={"window_s": 5})
-    s = make_stack(tmp_path, mqtt_port, database_url, doc)
+    return doc
+
+
+@pytest.fixture
+def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
+    s = make_stack(tmp_path, mqtt_port, database_url, quick_plant_doc())
     start_everything(s)
     try:
         yield s

@@ -19,6 +19,7 @@ from ingest.migrate import migrate
 from ingest.pipeline import Limits, Message, Pipeline
 
 TOPIC = wire.readings_topic("E330110001", "gw01")
+Conn = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture
@@ -31,11 +32,13 @@ def pipeline(database_url: str, sample_plant: Plant) -> Iterator[Pipeline]:
     p.close()
 
 
-def batch_message(seq: int, readings: list[tuple[str, int, float | None, Quality]]) -> Message:
+def batch_message(
+    seq: int, readings: list[tuple[str, int, float | None, Quality]], enterprise: str = "E330110001"
+) -> Message:
     batch = wire.ReadingBatch(gateway="gw01", seq=seq, sent_ms=int(time.time() * 1000))
     for tag, ts, value, quality in readings:
         batch.append(tag, ts, value, quality)
-    return Message(TOPIC, wire.encode(batch))
+    return Message(wire.readings_topic(enterprise, "gw01"), wire.encode(batch))
 
 
 def query(url: str, sql: str) -> list[tuple[object, ...]]:
@@ -231,13 +234,9 @@ def test_a_restart_keeps_an_on_delay_that_was_running(pipeline: Pipeline, databa
     assert raised == [("HIGH", 1)]  # held since t (before the restart), not since t + 61 s
 
 
-def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
-    database_url: str, sample_plant: Plant
-) -> None:
+@pytest.mark.usefixtures("conn")  # the schema and the sample ledger
+def test_a_worker_watches_and_evaluates_only_its_own_enterprises(database_url: str) -> None:
     """With several workers, one never raises silence for, nor clears a composite of, another's tags."""
-    migrate(database_url)
-    with psycopg.connect(database_url) as conn:
-        sync_ledger(conn, sample_plant)
     clock = FakeClock(int(time.time() * 1000))
     home, away = (
         Pipeline(database_url, clock=clock, enterprises=["E330110001"]),
@@ -253,12 +252,10 @@ def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
         home.process([batch_message(1, gas)])
         vote = query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'")
         assert vote == [("UNACK", 2)]
-        away.process([Message(wire.readings_topic("E330281002", "gw01"), wire.encode(
-            _batch([("LT301", t + 2000, 50.0, Quality.GOOD)])))])  # fmt: skip
+        away.process([batch_message(1, [("LT301", t + 2000, 50.0, Quality.GOOD)], "E330281002")])
         clock.advance(60)  # both gateways still publish; every tag but those just heard is silent
         home.process([batch_message(2, [("LT101", clock.now_ms(), 50.0, Quality.GOOD)])])
-        away.process([Message(wire.readings_topic("E330281002", "gw01"), wire.encode(
-            _batch([("LT301", clock.now_ms(), 50.0, Quality.GOOD)], seq=2)))])  # fmt: skip
+        away.process([batch_message(2, [("LT301", clock.now_ms(), 50.0, Quality.GOOD)], "E330281002")])
         assert away.tick() == 0  # E330110001's silent Modbus tags are not this worker's
         assert query(database_url, "SELECT state, level FROM alarms WHERE condition = 'VOTE'") == vote
         assert home.tick() > 0  # its own silent Modbus tags go stale on its clock
@@ -270,19 +267,8 @@ def test_a_worker_watches_and_evaluates_only_its_own_enterprises(
     assert stale == [("E330110001",)]
 
 
-def _batch(readings: list[tuple[str, int, float | None, Quality]], seq: int = 1) -> wire.ReadingBatch:
-    batch = wire.ReadingBatch(gateway="gw01", seq=seq, sent_ms=int(time.time() * 1000))
-    for tag, ts, value, quality in readings:
-        batch.append(tag, ts, value, quality)
-    return batch
-
-
-def test_a_silent_gateway_raises_one_offline_alarm_instead_of_one_stale_per_tag(
-    database_url: str, sample_plant: Plant
-) -> None:
-    migrate(database_url)
-    with psycopg.connect(database_url) as conn:
-        sync_ledger(conn, sample_plant)
+@pytest.mark.usefixtures("conn")  # the schema and the sample ledger
+def test_a_silent_gateway_raises_one_offline_alarm_instead_of_one_stale_per_tag(database_url: str) -> None:
     clock = FakeClock(int(time.time() * 1000))
     p = Pipeline(database_url, clock=clock, enterprises=["E330110001"])
 
