@@ -26,15 +26,7 @@ import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
 from rules.composite import CODE, CompositeConfig, CompositeState, TagChanges, evaluate_composites
-from rules.limits import (
-    delayed,
-    group_starts,
-    high_levels,
-    latch,
-    low_levels,
-    previous_in_group,
-    tag_time_order,
-)
+from rules.limits import Runs, delayed, high_levels, latch, low_levels, previous_in_group, tag_time_order
 from rules.types import Condition, Subject, Transition
 from rules.windows import History, evaluate_windows, frozen_levels
 
@@ -164,6 +156,13 @@ class RuleEngine:
         self.state = EngineState.empty(config.size)
         self.state.composite = CompositeState.empty(self.composites.groups, self.composites.sources)
         self._index_of = {int(t): i for i, t in enumerate(config.tag_id)}
+        # per tag: the band outside which a reading is an instrument fault, the window conditions' reach
+        # (inside the finite floats: an infinite value is never a reading)
+        span = config.range_high - config.range_low
+        biggest = np.finfo(np.float64).max
+        self._fault_low = np.clip(config.range_low - UNDER_RANGE_SHARE * span, -biggest, biggest)
+        self._fault_high = np.clip(config.range_high + OVER_RANGE_SHARE * span, -biggest, biggest)
+        self._window_ms = config.window_ms
         self._changed: list[tuple[int, I64, I64, I8, I8]] = []  # the batch's tag changes (composites)
 
     def index_of(self, tag_id: int) -> int | None:
@@ -263,48 +262,46 @@ class RuleEngine:
         if idx.size == 0:
             return []
         self._changed = []
-        starts = group_starts(idx)
-        valued = (quality <= _MAX_VALUED) & np.isfinite(values)
-        span = cfg.range_high[idx] - cfg.range_low[idx]
-        with np.errstate(invalid="ignore"):
-            in_range = (values >= cfg.range_low[idx] - UNDER_RANGE_SHARE * span) & (
-                values <= cfg.range_high[idx] + OVER_RANGE_SHARE * span
-            )
-        valid = valued & in_range
-        fault = (~valid).astype(np.int8)
-        high_raw = high_levels(values, valid, cfg.h, cfg.hh, cfg.deadband, st.high_raw, starts, idx)
-        low_raw = low_levels(values, valid, cfg.l, cfg.ll, cfg.deadband, st.low_raw, starts, idx)
-        high, high_since = delayed(high_raw, st.high_raw, st.high_since, st.high, cfg.on_delay_ms,
-                                   cfg.off_delay_ms, ts, starts, idx)  # fmt: skip
-        low, low_since = delayed(low_raw, st.low_raw, st.low_since, st.low, cfg.on_delay_ms,
-                                 cfg.off_delay_ms, ts, starts, idx)  # fmt: skip
+        runs = Runs.of(idx)
+        tags = runs.tags
+        valid = (
+            (quality <= _MAX_VALUED) & (values >= self._fault_low[idx]) & (values <= self._fault_high[idx])
+        )
+        fault = (~valid).view(np.int8)
+        h, hh, low_, lowlow, deadband = (cfg.h[idx], cfg.hh[idx], cfg.l[idx], cfg.ll[idx], cfg.deadband[idx])
+        on_delay, off_delay = cfg.on_delay_ms[idx], cfg.off_delay_ms[idx]
+        high_raw = high_levels(values, valid, h, hh, deadband, st.high_raw[tags], runs)
+        low_raw = low_levels(values, valid, low_, lowlow, deadband, st.low_raw[tags], runs)
+        high, high_since = delayed(high_raw, st.high_raw[tags], st.high_since[tags], st.high[tags], on_delay,
+                                   off_delay, ts, runs)  # fmt: skip
+        low, low_since = delayed(low_raw, st.low_raw[tags], st.low_since[tags], st.low[tags], on_delay,
+                                 off_delay, ts, runs)  # fmt: skip
 
-        high_limit = np.where(high == 2, cfg.hh[idx], np.where(high == 1, cfg.h[idx], np.nan))
-        low_limit = np.where(low == 2, cfg.ll[idx], np.where(low == 1, cfg.l[idx], np.nan))
+        high_limit = np.where(high == 2, hh, np.where(high == 1, h, np.nan))
+        low_limit = np.where(low == 2, lowlow, np.where(low == 1, low_, np.nan))
         transitions: list[Transition] = []
         for condition, levels, seed, limits in (
             (Condition.HIGH, high, st.high, high_limit),
             (Condition.LOW, low, st.low, low_limit),
             (Condition.FAULT, fault, st.fault, None),
         ):
-            transitions += self._changes(condition, levels, seed, limits, starts, idx, ts, values)
+            transitions += self._changes(condition, levels, seed, limits, runs, ts, values)
         transitions += self._window_transitions(idx[valid], ts[valid], values[valid])
-        last = np.append(starts[1:] != starts[:-1], True)
-        st.high[idx[last]] = high[last]
-        st.low[idx[last]] = low[last]
-        st.high_raw[idx[last]] = high_raw[last]
-        st.high_since[idx[last]] = high_since[last]
-        st.low_raw[idx[last]] = low_raw[last]
-        st.low_since[idx[last]] = low_since[last]
-        st.fault[idx[last]] = fault[last]
-        st.last_ts[idx[last]] = ts[last]
-        first = starts == np.arange(idx.size)
-        heard_again = first & (st.stale[idx] == 1)  # the first reading of a silent tag ends its silence
+        last = runs.last
+        st.high[tags] = high[last]
+        st.low[tags] = low[last]
+        st.high_raw[tags] = high_raw[last]
+        st.high_since[tags] = high_since[last]
+        st.low_raw[tags] = low_raw[last]
+        st.low_since[tags] = low_since[last]
+        st.fault[tags] = fault[last]
+        st.last_ts[tags] = ts[last]
+        heard_again = st.stale[tags] == 1  # the first reading of a silent tag ends its silence
         transitions += [
             Transition(int(cfg.tag_id[i]), Condition.STALE, 0, int(t), None, None)
-            for i, t in zip(idx[heard_again].tolist(), ts[heard_again].tolist(), strict=True)
+            for i, t in zip(tags[heard_again].tolist(), ts[runs.first[heard_again]].tolist(), strict=True)
         ]
-        st.stale[idx[heard_again]] = 0
+        st.stale[tags[heard_again]] = 0
         transitions += self._composite_transitions(int(ts.max()))
         transitions.sort(key=lambda t: t.ts_ms)
         return transitions
@@ -346,57 +343,44 @@ class RuleEngine:
         """
         cfg, st = self.config, self.state
         transitions: list[Transition] = []
-        windowed = cfg.window_ms[idx] > 0
+        windowed = self._window_ms[idx] > 0
         if windowed.any():
             w_idx, w_ts, w_values = idx[windowed], ts[windowed], values[windowed]
-            starts = group_starts(w_idx)
+            runs = Runs.of(w_idx)
             w = evaluate_windows(
                 w_idx, w_ts, w_values, st.history, roc_limit=cfg.roc_limit, roc_period_ms=cfg.roc_period_ms,
                 predict_window_ms=cfg.predict_window_ms, predict_response_ms=cfg.predict_response_ms,
-                deadband=cfg.deadband, h=cfg.h, hh=cfg.hh, low=cfg.l, lowlow=cfg.ll, keep_ms=cfg.window_ms,
+                deadband=cfg.deadband, h=cfg.h, hh=cfg.hh, low=cfg.l, lowlow=cfg.ll, keep_ms=self._window_ms,
             )  # fmt: skip
-            roc = latch(w.roc_set, w.roc_reset & ~w.roc_set, st.roc >= 1, starts, w_idx).astype(np.int8)
-            predict = w.predict.astype(np.int8)
+            roc = latch(w.roc_set, w.roc_reset, st.roc[runs.tags] >= 1, runs).view(np.int8)
+            predict = w.predict.view(np.int8)
             roc_limit = np.where(roc == 1, cfg.roc_limit[w_idx], np.nan)
-            transitions += self._changes(Condition.ROC, roc, st.roc, roc_limit, starts, w_idx, w_ts, w_values)
-            target = w.predict_limit
+            transitions += self._changes(Condition.ROC, roc, st.roc, roc_limit, runs, w_ts, w_values)
             transitions += self._changes(
-                Condition.PREDICT, predict, st.predict, target, starts, w_idx, w_ts, w_values
+                Condition.PREDICT, predict, st.predict, w.predict_limit, runs, w_ts, w_values
             )
-            last = _last_of_each(starts)
-            st.roc[w_idx[last]], st.predict[w_idx[last]] = roc[last], predict[last]
+            last = runs.last
+            st.roc[runs.tags], st.predict[runs.tags] = roc[last], predict[last]
             st.history = w.history
         watched = cfg.frozen_window_ms[idx] > 0
         if watched.any():
             f_idx, f_ts, f_values = idx[watched], ts[watched], values[watched]
-            starts = group_starts(f_idx)
-            frozen_on, last_value, last_move = frozen_levels(
-                f_values,
-                f_ts,
-                starts,
-                f_idx,
-                cfg.frozen_eps,
-                cfg.frozen_window_ms,
-                st.last_value,
-                st.last_move,
-            )
-            frozen = frozen_on.astype(np.int8)
-            transitions += self._changes(
-                Condition.FROZEN, frozen, st.frozen, None, starts, f_idx, f_ts, f_values
-            )
-            last = _last_of_each(starts)
-            tags = f_idx[last]
-            st.frozen[tags], st.last_value[tags], st.last_move[tags] = (
-                frozen[last],
-                last_value[last],
-                last_move[last],
-            )
+            runs = Runs.of(f_idx)
+            frozen_on, move_ts = frozen_levels(f_values, f_ts, runs, cfg.frozen_eps, cfg.frozen_window_ms,
+                                               st.last_value[runs.tags], st.last_move[runs.tags])  # fmt: skip
+            frozen = frozen_on.view(np.int8)
+            transitions += self._changes(Condition.FROZEN, frozen, st.frozen, None, runs, f_ts, f_values)
+            last = runs.last
+            st.frozen[runs.tags], st.last_value[runs.tags], st.last_move[runs.tags] = (
+                frozen[last], f_values[last], move_ts[last],
+            )  # fmt: skip
         return transitions
 
-    def _changes(self, condition: Condition, levels: I8, seed: I8, limits: F64 | None, starts: I64, idx: I64,
-                 ts: I64, values: F64) -> list[Transition]:  # fmt: skip
+    def _changes(self, condition: Condition, levels: I8, seed: I8, limits: F64 | None, runs: Runs, ts: I64,
+                 values: F64) -> list[Transition]:  # fmt: skip
         """Transitions where a condition's level differs from the tag's level before that reading."""
-        before = previous_in_group(levels, seed, starts, idx)
+        idx = runs.idx
+        before = previous_in_group(levels, seed[runs.tags], runs)
         changed = np.flatnonzero(levels != before)
         if not changed.size:
             return []
@@ -439,8 +423,3 @@ class RuleEngine:
                 strict=True,
             )
         ]
-
-
-def _last_of_each(starts: I64) -> npt.NDArray[np.bool_]:
-    """Marks the last reading of each tag's run in a tag-sorted batch."""
-    return np.append(starts[1:] != starts[:-1], True)

@@ -6,8 +6,10 @@
 - **FROZEN**: no step between consecutive valid readings larger than ``frozen_eps`` for
   ``frozen_window`` (a stuck transmitter repeats its value; a live one moves).
 - **PREDICT** (预警): a least-squares line over ``predict_window`` of readings (at least
-  ``PREDICT_MIN_POINTS``) whose slope is significant (|t| ≥ ``PREDICT_T``) reaches the next
-  limit in its direction (H then HH rising, L then LL falling) within ``predict_response``.
+  ``PREDICT_MIN_POINTS``, spanning at least half the window) whose slope is significant
+  (|t| ≥ ``PREDICT_T``) reaches the next limit in its direction (H then HH rising, L then LL
+  falling) within ``predict_response``. The span rule keeps a few seconds of noise, just after
+  a start or a gap, from being extrapolated over minutes.
 
 Readings before the batch come from a per-tag history that keeps just the longest window. All of
 it is computed on the batch sorted by (tag, time): window starts by ``searchsorted`` on a
@@ -23,11 +25,14 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from rules.limits import Runs, T, fill, previous_in_group
+
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
 PREDICT_MIN_POINTS = 5
+PREDICT_MIN_SPAN_SHARE = 0.5  # of the window, covered from the oldest to the newest reading in it
 PREDICT_T = 3.0
 
 
@@ -61,21 +66,20 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
                      deadband: Floats, h: Floats, hh: Floats, low: Floats, lowlow: Floats,
                      keep_ms: Ints) -> WindowResult:  # fmt: skip
     """Window conditions for new valid readings (sorted by tag and time, newer than the history)."""
-    n_new = idx.size
-    all_idx = np.concatenate([history.idx, idx])
-    all_ts = np.concatenate([history.ts, ts])
-    all_val = np.concatenate([history.val, val])
+    n_new, n_old = idx.size, history.idx.size
+    # Merge the two (tag, time)-sorted runs: each new reading is newer than its tag's history, so
+    # it goes after that history, behind the new readings of its tag before it.
+    pos = np.searchsorted(history.idx, idx, side="right") + np.arange(n_new)
+    old = np.ones(n_old + n_new, bool)
+    old[pos] = False
+    all_idx, all_ts, all_val = _merged(history.idx, idx, pos, old), _merged(history.ts, ts, pos, old), \
+        _merged(history.val, val, pos, old)  # fmt: skip
     base = int(all_ts.min()) if all_ts.size else 0
     rel = all_ts - base
     span = (
         int(rel.max(initial=0)) + int(max(roc_period_ms.max(initial=0), predict_window_ms.max(initial=0))) + 2
     )
     key = all_idx * span + rel  # orders as (tag, time)
-    # both parts are sorted by (tag, time): a stable sort of the keys merges two runs in linear time
-    order = np.argsort(key, kind="stable")
-    all_idx, all_ts, all_val, rel, key = all_idx[order], all_ts[order], all_val[order], rel[order], key[order]
-    is_new = order >= history.idx.size
-    pos = np.flatnonzero(is_new)  # positions of the new readings, in their (tag, time) order
 
     # rate of change against the earliest reading of the period
     tags = all_idx[pos]
@@ -95,16 +99,23 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
         sel = np.flatnonzero(predict_response_ms[all_idx] > 0)
         p_tags = tags[wants]
         p_pos = np.searchsorted(sel, pos[wants])  # positions within the selection
-        x = rel[sel].astype(np.float64)
-        y = all_val[sel]
+        x_ms = rel[sel]
+        x, y = x_ms.astype(np.float64), all_val[sel]
         sel_key = key[sel]
-        cx, cy = _prefix(x), _prefix(y)
-        cxx, cxy, cyy = _prefix(x * x), _prefix(x * y), _prefix(y * y)
+        # the sums of x and x² in integers where they cannot overflow: exact, and numpy adds
+        # integers several times faster than floats
+        exact = x_ms.size * float(rel.max(initial=0)) ** 2 < 2.0**62
+        cx, cxx = (_prefix(x_ms), _prefix(x_ms * x_ms)) if exact else (_prefix(x), _prefix(x * x))
+        cy, cxy, cyy = _prefix(y), _prefix(x * y), _prefix(y * y)
         start = np.searchsorted(sel_key, sel_key[p_pos] - predict_window_ms[p_tags], side="left")
         end = p_pos + 1
         n = (end - start).astype(np.float64)
-        sx, sy = cx[end] - cx[start], cy[end] - cy[start]
-        sxx, sxy, syy = cxx[end] - cxx[start], cxy[end] - cxy[start], cyy[end] - cyy[start]
+        sx, sy = (cx[end] - cx[start]).astype(np.float64), cy[end] - cy[start]
+        sxx, sxy, syy = (
+            (cxx[end] - cxx[start]).astype(np.float64),
+            cxy[end] - cxy[start],
+            cyy[end] - cyy[start],
+        )
         a = n * sxx - sx * sx
         b = n * sxy - sx * sy
         c = n * syy - sy * sy
@@ -113,6 +124,7 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
             fitted = (sy + slope * (n * x[p_pos] - sx)) / n
             significant = (
                 (n >= PREDICT_MIN_POINTS)
+                & (x[p_pos] - x[start] >= PREDICT_MIN_SPAN_SHARE * predict_window_ms[p_tags])
                 & (a > 0)
                 & (b != 0)
                 & (b * b * (n - 2) >= PREDICT_T**2 * (a * c - b * b))
@@ -131,37 +143,40 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
 
     # keep, per tag, the readings inside its longest window back from its newest reading (the
     # last of its run in the sorted arrays)
-    last_of_run = np.append(all_idx[1:] != all_idx[:-1], True)
-    run_end = np.flatnonzero(last_of_run)
-    newest = np.repeat(all_ts[run_end], np.diff(np.append(-1, run_end)))
-    keep = (keep_ms[all_idx] > 0) & (all_ts >= newest - keep_ms[all_idx])
+    runs = Runs.of(all_idx)
+    last = runs.last
+    cutoff = all_ts[last] - keep_ms[runs.tags]
+    keep = all_ts >= np.repeat(cutoff, np.diff(runs.first, append=all_idx.size))
     history = History(all_idx[keep], all_ts[keep], all_val[keep])
-    assert pos.size == n_new  # noqa: S101 - every new reading is in the combined arrays
     return WindowResult(roc_set, roc_reset, predict, target, history)
 
 
-def _prefix(values: Floats) -> Floats:
-    out = np.zeros(values.size + 1, np.float64)
+def _merged(old: npt.NDArray[T], new: npt.NDArray[T], pos: Ints, is_old: Bools) -> npt.NDArray[T]:
+    out = np.empty(old.size + new.size, old.dtype)
+    out[pos] = new
+    out[is_old] = old
+    return out
+
+
+def _prefix(values: npt.NDArray[T]) -> npt.NDArray[T]:
+    out = np.zeros(values.size + 1, values.dtype)
     np.cumsum(values, out=out[1:])
     return out
 
 
-def frozen_levels(val: Floats, ts: Ints, starts: Ints, idx: Ints, eps: Floats, window_ms: Ints,
-                  seed_value: Floats, seed_move_ts: Ints) -> tuple[Bools, Floats, Ints]:  # fmt: skip
-    """FROZEN per new valid reading, and each reading's (last value, last move time) for the state.
+def frozen_levels(val: Floats, ts: Ints, runs: Runs, eps: Floats, window_ms: Ints, seed_value: Floats,
+                  seed_move_ts: Ints) -> tuple[Bools, Ints]:  # fmt: skip
+    """FROZEN per new valid reading, and since when each reading's value has not moved.
 
     A reading moves when it differs from the tag's previous valid value by more than ``eps`` (the
     first value ever is a move); the value is frozen once no move happened for ``window_ms``.
+    ``eps`` and ``window_ms`` are per tag, the seeds (the tag's last value and move) per run.
     """
-    n = val.size
-    positions = np.arange(n)
-    first = starts == positions
-    previous = np.empty(n, np.float64)
-    previous[1:] = val[:-1]
-    previous[first] = seed_value[idx[first]]
+    idx = runs.idx
+    previous = previous_in_group(val, seed_value, runs)
     with np.errstate(invalid="ignore"):
         moved = ~(np.abs(val - previous) <= eps[idx])  # NaN (no previous value) counts as a move
-    last_move = np.maximum.accumulate(np.where(moved, positions, -1))
-    move_ts = np.where(last_move >= starts, ts[np.maximum(last_move, 0)], seed_move_ts[idx])
-    frozen = (window_ms[idx] > 0) & (ts - move_ts >= window_ms[idx])
-    return frozen, val, move_ts
+    move_ts = fill(moved, ts, seed_move_ts, runs)
+    window = window_ms[idx]
+    frozen = (window > 0) & (ts - move_ts >= window)
+    return frozen, move_ts

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from hazardwatch.quality import Quality
 from rules.composite import TAG_CONDITIONS, CompositeConfig
 from rules.engine import LONG_AGO, OVER_RANGE_SHARE, UNDER_RANGE_SHARE, TagConfig
-from rules.windows import PREDICT_MIN_POINTS, PREDICT_T
+from rules.windows import PREDICT_MIN_POINTS, PREDICT_MIN_SPAN_SHARE, PREDICT_T
 
 
 def _side(level: int, v: float, first: float, second: float, db: float) -> int:
@@ -95,6 +95,9 @@ class Reference:
         response = int(cfg.predict_response_ms[i])
         n = float(len(points))
         if response <= 0 or n < PREDICT_MIN_POINTS:
+            return False
+        window = int(cfg.predict_window_ms[i])
+        if points[-1][0] - points[0][0] < PREDICT_MIN_SPAN_SHARE * window:
             return False
         sx = float(sum(t for t, _ in points))
         sy = sum(v for _, v in points)

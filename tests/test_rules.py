@@ -70,7 +70,11 @@ def agree_with_reference(cfg: TagConfig, batches: list[list[tuple[int, int, floa
 reading = st.tuples(
     st.integers(0, len(LIMITS) - 1),
     st.integers(0, 40),
-    st.one_of(st.floats(-10, 110), st.just(math.nan), st.sampled_from([84.0, 85.0, 83.0, 89.99, 90.0, 88.0])),
+    st.one_of(
+        st.floats(-10, 110),
+        st.sampled_from([math.nan, math.inf, -math.inf]),
+        st.sampled_from([84.0, 85.0, 83.0, 89.99, 90.0, 88.0]),
+    ),
     st.sampled_from([0, 0, 0, 0, 1, 2, 3]),
 )
 
@@ -183,7 +187,8 @@ def test_rate_of_change_frozen_value_and_prediction() -> None:
     assert _run(engine, 0, [(20, 71.0), (30, 71.0)]) == [("ROC", 0, 20)]  # no move within 5: reset
     assert _run(engine, 1, [(0, 1.0), (3, 1.2), (6, 1.4)]) == [("FROZEN", 1, 6)]  # steps ≤ 0.5 for 6
     assert _run(engine, 1, [(7, 2.0)]) == [("FROZEN", 0, 7)]  # it moved
-    # H 25 of tag 2: a steady climb of 2 per unit reaches it in fewer than 8 units
+    # H 25 of tag 2: a steady climb of 2 per unit reaches it in fewer than 8 units, once the
+    # readings span half the 10-unit window (five points over 4 units are not yet enough)
     climb = [(t, 5.0 + 2 * t) for t in range(0, 6)]
-    assert _run(engine, 2, climb) == [("PREDICT", 1, 4)]
+    assert _run(engine, 2, climb) == [("PREDICT", 1, 5)]
     assert _run(engine, 2, [(t, 15.0) for t in range(10, 22)])[-1] == ("PREDICT", 0, 11)
