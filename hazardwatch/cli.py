@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enterprise", help="only this enterprise's cameras")
     p.add_argument("--gateway", help="only the cameras this gateway reads")
     p.add_argument("--group-size", type=int, default=4, help="cameras per capture process (default 4)")
-    p.add_argument("--state-dir", help="baselines and clips (default: $HW_VAR_DIR/video)")
+    p.add_argument("--state-dir", help="baselines, clips and the events spool (default: $HW_VAR_DIR/video)")
 
     p = add("dashboard", cmd_dashboard, "run the web dashboard (alarm board, API, live push)")
     _common(p, "database_url")

@@ -1,10 +1,12 @@
 """The video publisher against real Mosquitto brokers: events at QoS 1 survive a broker that is not
-there yet, camera status is retained, and the last will says every camera is offline."""
+there yet and a restart of the publisher meanwhile (the spool on disk), camera status is retained,
+and the last will says every camera is offline."""
 
 from __future__ import annotations
 
 import queue
 import time
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -12,8 +14,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hazardwatch import wire
 from hazardwatch.settings import MqttAddress
 from tests.support import free_port, private_mosquitto
+from tests.test_e2e import eventually
 from tests.video_support import clear_retained
 from video.publisher import EventPublisher
+from video.spool import EventSpool
 
 ENTERPRISE, GATEWAY = "E330110001", "gw01"
 
@@ -34,9 +38,9 @@ def subscriber(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[mqtt.MQT
     return client, received
 
 
-def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order() -> None:
+def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order(tmp_path: Path) -> None:
     port = free_port()
-    publisher = EventPublisher(ENTERPRISE, GATEWAY, MqttAddress("127.0.0.1", port))
+    publisher = EventPublisher(ENTERPRISE, GATEWAY, MqttAddress("127.0.0.1", port), tmp_path / "spool.sqlite")
     publisher.start()
     try:
         for start in (1000, 2000, 3000):
@@ -51,14 +55,59 @@ def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order() -> Non
             assert [e.start_ms for e in got] == [1000, 2000, 3000]
             assert [e.seq for e in got] == sorted({e.seq for e in got})  # increasing, no repeats
             assert got[0].snapshot == b"\xff\xd8jpeg"
+            eventually(lambda: publisher.spool.count() == 0, 10, "the acknowledged events to leave the spool")
     finally:
         publisher.stop()
 
 
-def test_camera_status_is_retained_and_the_last_will_takes_the_cameras_offline(mqtt_port: int) -> None:
+def test_events_spooled_before_a_restart_go_out_first_once_the_broker_is_back(tmp_path: Path) -> None:
+    port = free_port()
+    address, spool = MqttAddress("127.0.0.1", port), tmp_path / "spool.sqlite"
+    first = EventPublisher(ENTERPRISE, GATEWAY, address, spool)
+    first.start()
+    for start in (1000, 2000):
+        first.publish_event(event(start))  # no broker: spooled
+    first.stop()  # the video process goes (as in a crash, the client's own queue goes with it)
+    assert EventSpool(spool).count() == 2
+
+    second = EventPublisher(ENTERPRISE, GATEWAY, address, spool)
+    second.start()
+    try:
+        second.publish_event(event(3000))
+        with private_mosquitto(port=port):
+            client, received = subscriber(port, wire.events_topic(ENTERPRISE, GATEWAY))
+            try:
+                got = [wire.decode_event(bytes(received.get(timeout=20).payload)) for _ in range(3)]
+            finally:
+                client.disconnect()
+                client.loop_stop()
+            assert [e.start_ms for e in got] == [1000, 2000, 3000]  # the old ones first
+            assert got[0].seq < got[1].seq < got[2].seq
+            eventually(lambda: second.spool.count() == 0, 10, "the acknowledged events to leave the spool")
+    finally:
+        second.stop()
+
+
+def test_a_full_spool_drops_its_oldest_events_and_counts_them(tmp_path: Path) -> None:
+    spool = EventSpool(tmp_path / "spool.sqlite", max_bytes=2500)
+    for seq in range(1, 6):
+        spool.put(seq, bytes(1000))
+    assert [seq for seq, _ in spool.pending()] == [4, 5]
+    assert spool.dropped() == 3
+    spool.ack(4)
+    assert [seq for seq, _ in spool.pending()] == [5]
+    spool.close()
+    again = EventSpool(tmp_path / "spool.sqlite", max_bytes=2500)  # the count survives a restart
+    assert (again.count(), again.dropped(), again.newest()) == (1, 3, 5)
+    again.close()
+
+
+def test_camera_status_is_retained_and_the_last_will_takes_the_cameras_offline(
+    mqtt_port: int, tmp_path: Path
+) -> None:
     address = MqttAddress("127.0.0.1", mqtt_port)
     gateway = f"gw{time.monotonic_ns() % 10_000}"
-    publisher = EventPublisher(ENTERPRISE, gateway, address)
+    publisher = EventPublisher(ENTERPRISE, gateway, address, tmp_path / "spool.sqlite")
     publisher.start()
     try:
         assert publisher.connected.wait(10)

@@ -4,7 +4,8 @@ Cameras are split into groups of ``group_size``; each group runs in a process of
 (multiprocessing, spawn), which the service watches: a process that exits or stops beating
 for ``STALL_S`` is killed and started again with capped exponential backoff, its cameras
 reported offline meanwhile. Events and status changes come back through one queue and go out
-over MQTT.
+over MQTT; events through each gateway's spool on disk, so none is lost to a broker outage or a
+restart.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ class VideoService:
         for enterprise, gateway, camera in self.cameras():
             by_gateway.setdefault((enterprise, gateway), []).append(camera)
         for (enterprise, gateway), cameras in by_gateway.items():
-            self._publishers[f"{enterprise}/{gateway}"] = EventPublisher(enterprise, gateway, self.address)
+            self._publishers[f"{enterprise}/{gateway}"] = EventPublisher(
+                enterprise, gateway, self.address, spool_path(self.state_dir, enterprise, gateway)
+            )
             for start in range(0, len(cameras), self.group_size):
                 chunk = cameras[start : start + self.group_size]
                 spec = GroupSpec(len(self._groups), gateway, [c.model_dump(mode="json") for c in chunk],
@@ -176,6 +179,11 @@ class VideoService:
                 if group.process.is_alive():
                     group.process.kill()
                     group.process.join(timeout=5)
+
+
+def spool_path(state_dir: Path, enterprise: str, gateway: str) -> Path:
+    """Where a gateway's video events wait for the broker."""
+    return state_dir / enterprise / gateway / "video-events.sqlite"
 
 
 def serve(plant: Plant, address: MqttAddress, state_dir: Path, *, enterprise: str | None = None,
