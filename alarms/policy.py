@@ -41,6 +41,7 @@ KIND_OF: dict[str, Kind] = {
     "FROZEN": "data",
     "STALE": "offline",
     "GATEWAY_OFFLINE": "offline",
+    "DEVICE_COMM": "offline",
     "CAMERA_OFFLINE": "offline",
     "VOTE": "composite",
     "SOURCE": "composite",

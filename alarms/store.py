@@ -296,6 +296,19 @@ def open_alarm_levels(conn: Conn) -> list[tuple[int, str, int, bool]]:
     return [(_int(r[0]), str(r[1]), _int(r[2]), bool(r[3])) for r in rows]
 
 
+def refresh_active(conn: Conn, subject: Subject, subject_id: int, condition: str, value: float | None,
+                   detail: dict[str, object]) -> bool:  # fmt: skip
+    """Update what an active alarm reports (its value, its detail) where its state does not change:
+    not a state change, so nothing is journaled. False when no such alarm is active."""
+    row = conn.execute(
+        "UPDATE alarms SET value = coalesce(%s, value), detail = detail || %s, updated_at = now()"
+        " WHERE subject_kind = %s AND subject_id = %s AND condition = %s AND state <> 'NORMAL' AND active"
+        " RETURNING id",
+        (value, Jsonb(detail), subject.value, subject_id, condition),
+    ).fetchone()
+    return row is not None
+
+
 # -- operator and enterprise actions ---------------------------------------------------------
 def _lock(conn: Conn, alarm_id: int) -> dict[str, object]:
     with conn.cursor(row_factory=dict_row) as cur:

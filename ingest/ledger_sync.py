@@ -115,9 +115,9 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                     " name, kind, unit, range_low, range_high, ll, l, h, hh, deadband, poll_interval_s,"
                     " in_service, oos_reason, oos_by, oos_at, on_delay_s, off_delay_s, roc_limit,"
                     " roc_period_s, frozen_window_s, frozen_eps, predict_window_s, predict_response_s,"
-                    " stale_after_s) VALUES (%s, %s, %s, %s,"
+                    " stale_after_s, device) VALUES (%s, %s, %s, %s,"
                     " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-                    " %s, %s, %s)"
+                    " %s, %s, %s, %s)"
                     " ON CONFLICT (enterprise_id, code) DO UPDATE SET"
                     " hazard_source_id = EXCLUDED.hazard_source_id, equipment_id = EXCLUDED.equipment_id,"
                     " gateway_id = EXCLUDED.gateway_id, name = EXCLUDED.name, kind = EXCLUDED.kind,"
@@ -138,12 +138,13 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                     " roc_period_s = EXCLUDED.roc_period_s, frozen_window_s = EXCLUDED.frozen_window_s,"
                     " frozen_eps = EXCLUDED.frozen_eps, predict_window_s = EXCLUDED.predict_window_s,"
                     " predict_response_s = EXCLUDED.predict_response_s,"
-                    " stale_after_s = EXCLUDED.stale_after_s, updated_at = now()",
+                    " stale_after_s = EXCLUDED.stale_after_s, device = EXCLUDED.device, updated_at = now()",
                     (enterprise_id, source_id, equipment_id, gateway_id, tag.code, tag.name,
                      tag.kind.value, tag.unit, tag.range[0], tag.range[1], lim.ll, lim.l, lim.h,
                      lim.hh, tag.effective_deadband, poll, oos is None,
                      oos.reason if oos else None, oos.by if oos else None, oos.at if oos else None,
-                     *tag.effective_delays_s, *_window_settings(tag), tag.effective_stale_after_s(poll)),
+                     *tag.effective_delays_s, *_window_settings(tag), tag.effective_stale_after_s(poll),
+                     tag.device_id),
                 )  # fmt: skip
                 kept.append(tag.code)
         sync_composites(conn, enterprise_id, source_id, source)

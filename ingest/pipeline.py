@@ -27,6 +27,7 @@ from hazardwatch.quality import VALUED_QUALITIES
 from ingest import deadletters
 from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
+from ingest.devices import DeviceComm
 from ingest.gateways import gateway_transitions, without_consequential_stale
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
@@ -94,6 +95,7 @@ class Pipeline:
         self._conn: Conn | None = None
         self._index: TagIndex | None = None
         self._engine: RuleEngine | None = None
+        self._devices: DeviceComm | None = None
         self._partition_days: set[date] = set()
         self._last_index_check_ms = 0
         self._backend: Backend = "plain"
@@ -126,8 +128,9 @@ class Pipeline:
                     engine.seed(tag_id, Condition(condition), level)
             for subject, subject_id, level in open_composite_levels(conn):
                 engine.seed_composite(subject, subject_id, level)
+        devices = DeviceComm(index, conn)
         conn.rollback()
-        self._index, self._engine = index, engine
+        self._index, self._engine, self._devices = index, engine, devices
         logger.info("tag index loaded: %d tags", index.config.size)
 
     def _warm_up(self, conn: Conn, index: TagIndex, engine: RuleEngine) -> None:
@@ -186,18 +189,19 @@ class Pipeline:
         self._load_index(conn)
         assert self._index is not None  # noqa: S101 - loaded above
         assert self._engine is not None  # noqa: S101 - loaded above
-        saved = self._engine.state.copy()
+        assert self._devices is not None  # noqa: S101 - loaded above
+        saved, saved_devices = self._engine.state.copy(), self._devices.state.copy()
         try:
             with conn.transaction():
-                return self._process(conn, self._index, self._engine, messages)
+                return self._process(conn, self._index, self._engine, self._devices, messages)
         except BaseException:
-            self._engine.state = saved
+            self._engine.state, self._devices.state = saved, saved_devices
             if conn.closed or conn.broken:
                 self._conn = None
             raise
 
     def _process(
-        self, conn: Conn, index: TagIndex, engine: RuleEngine, messages: list[Message]
+        self, conn: Conn, index: TagIndex, engine: RuleEngine, devices: DeviceComm, messages: list[Message]
     ) -> StepResult:
         result = StepResult()
         letters: list[DeadLetter] = []
@@ -214,8 +218,11 @@ class Pipeline:
             tag_ids = index.config.tag_id[idx]
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
-            transitions = engine.evaluate(idx, ts, values, quality)
-            result.transitions = apply_transitions(conn, transitions, self._policy)
+            covered, device_changes, refreshes = devices.observe(idx, ts, quality)
+            transitions = engine.evaluate(idx, ts, values, quality, covered)
+            result.transitions = apply_transitions(conn, [*transitions, *device_changes], self._policy)
+            for refresh in refreshes:
+                refresh.apply(conn)
         return result
 
     def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns) -> list[DeadLetter]:

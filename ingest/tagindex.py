@@ -17,7 +17,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _QUERY = """
 SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
        t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s, t.roc_limit, t.roc_period_s,
-       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s
+       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s, t.device
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
 WHERE %(all)s OR e.id = ANY(%(owned)s)
 ORDER BY t.id
@@ -51,6 +51,8 @@ class TagIndex:
     version: str
     composites: CompositeConfig = field(default_factory=CompositeConfig)  # voting groups, source warnings
     gateway_of_tag: dict[int, int] = field(default_factory=dict)  # tag id → the id of the gateway reading it
+    devices: list[tuple[int, str]] = field(default_factory=list)  # (gateway id, device id) of each device
+    device_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per tag: its device, or -1
 
     @classmethod
     def load(cls, conn: Conn, enterprises: Sequence[str] = ()) -> TagIndex:
@@ -88,8 +90,15 @@ class TagIndex:
             predict_response_ms=_ms(rows, 21),
             stale_ms=_ms(rows, 22),
         )
+        devices = sorted({(int(str(r[11])), str(r[23])) for r in rows if r[23] is not None})
+        device_number = {device: i for i, device in enumerate(devices)}
+        device_of = np.array(
+            [device_number.get((int(str(r[11])), str(r[23])), -1) for r in rows], dtype=np.int64
+        )
         return cls(
             by_code=by_code,
+            devices=devices,
+            device_of=device_of,
             by_enterprise=_per_enterprise(by_code),
             gateways={(str(r[0]), str(r[1])): int(str(r[2])) for r in gateway_rows},
             config=config,

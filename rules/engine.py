@@ -26,7 +26,16 @@ import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
 from rules.composite import CODE, CompositeConfig, CompositeState, TagChanges, evaluate_composites
-from rules.limits import Runs, delayed, high_levels, latch, low_levels, previous_in_group, tag_time_order
+from rules.limits import (
+    Runs,
+    delayed,
+    fill,
+    high_levels,
+    latch,
+    low_levels,
+    previous_in_group,
+    tag_time_order,
+)
 from rules.types import Condition, Subject, Transition
 from rules.windows import History, evaluate_windows, frozen_levels
 
@@ -69,9 +78,9 @@ class TagConfig:
                      "predict_response_ms", "stale_ms"):  # fmt: skip
             if getattr(self, name).size != n:  # not given: off
                 object.__setattr__(self, name, np.zeros(n, np.int64))
-        for name, fill in (("roc_limit", np.nan), ("frozen_eps", 0.0)):
+        for name, default in (("roc_limit", np.nan), ("frozen_eps", 0.0)):
             if getattr(self, name).size != n:
-                object.__setattr__(self, name, np.full(n, fill))
+                object.__setattr__(self, name, np.full(n, default))
 
     @property
     def window_ms(self) -> npt.NDArray[np.int64]:
@@ -251,14 +260,21 @@ class RuleEngine:
         ts: npt.NDArray[np.int64],
         values: npt.NDArray[np.float64],
         quality: npt.NDArray[np.int16],
+        covered: npt.NDArray[np.bool_] | None = None,
     ) -> list[Transition]:
-        """Evaluate one batch (any order, any mix of tags); returns transitions in time order."""
+        """Evaluate one batch (any order, any mix of tags); returns transitions in time order.
+
+        ``covered`` marks readings whose lack of a value another alarm already stands for (a
+        device that does not answer: one alarm for the device, not a FAULT per tag); at those
+        the tag's FAULT level holds, so it neither rises nor clears.
+        """
         cfg, st = self.config, self.state
         order = tag_time_order(idx, ts)
         idx, ts, values, quality = idx[order], ts[order], values[order], quality[order]
         keep = cfg.in_service[idx] & (ts > st.last_ts[idx])
         keep[1:] &= (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])  # one reading per (tag, time): the first
         idx, ts, values, quality = idx[keep], ts[keep], values[keep], quality[keep]
+        covered = None if covered is None else covered[order][keep]
         if idx.size == 0:
             return []
         self._changed = []
@@ -268,6 +284,8 @@ class RuleEngine:
             (quality <= _MAX_VALUED) & (values >= self._fault_low[idx]) & (values <= self._fault_high[idx])
         )
         fault = (~valid).view(np.int8)
+        if covered is not None and covered.any():
+            fault = fill(~covered, fault, st.fault[tags], runs)
         h, hh, low_, lowlow, deadband = (cfg.h[idx], cfg.hh[idx], cfg.l[idx], cfg.ll[idx], cfg.deadband[idx])
         on_delay, off_delay = cfg.on_delay_ms[idx], cfg.off_delay_ms[idx]
         high_raw = high_levels(values, valid, h, hh, deadband, st.high_raw[tags], runs)

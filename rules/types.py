@@ -17,6 +17,7 @@ class Condition(StrEnum):
     VOTE = "VOTE"  # level 1/2 = k of a voting group's tags are at their H/HH (or L/LL) level
     SOURCE = "SOURCE"  # level 1 = several conditions active in one hazard source (hazard-source warning)
     GATEWAY_OFFLINE = "GATEWAY_OFFLINE"  # level 1 = a gateway went silent or offline
+    DEVICE_COMM = "DEVICE_COMM"  # level 1 = a device (PLC, DCS) of a gateway does not answer
 
 
 class Subject(StrEnum):

@@ -309,3 +309,30 @@ def test_a_gas_leak_on_two_detectors_raises_them_their_vote_and_the_hazard_sourc
     assert source == [("HS330110001-01", "GV101")]
     cleared = "SELECT bool_and(NOT active) FROM alarms WHERE condition IN ('VOTE', 'SOURCE')"
     eventually(lambda: _rows(database_url, cleared) == [(True,)], 90, "the composites back to normal")
+
+
+def test_devices_that_stop_answering_raise_one_alarm_per_gateway_not_a_fault_per_tag(
+    stack: Stack, database_url: str
+) -> None:
+    eventually(
+        lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
+    )
+    since = _rows(database_url, "SELECT now()")[0][0]
+    stack.procs["simulate"].terminate()  # the PLCs and the DCS go: Modbus and OPC-UA both unreachable
+    stack.procs["simulate"].wait(timeout=20)
+    query = (
+        "SELECT e.code, a.state, a.detail->'devices' FROM alarms a JOIN gateways g ON g.id = a.subject_id"
+        " JOIN enterprises e ON e.id = g.enterprise_id"
+        " WHERE a.subject_kind = 'gateway' AND a.condition = 'DEVICE_COMM' ORDER BY e.code"
+    )
+    # one alarm per gateway; the first one names both of its PLCs once the second is down too
+    expected = [("E330110001", "UNACK", ["plc-lpg", "plc-nh3"]), ("E330281002", "UNACK", ["dcs"])]
+    eventually(lambda: _rows(database_url, query) == expected, 60, "both gateways' DEVICE_COMM")
+    time.sleep(3)  # more polls of the dead devices
+    faults = _rows(
+        database_url,
+        "SELECT count(*) FROM alarm_journal j JOIN alarms a ON a.id = j.alarm_id"
+        " WHERE a.condition = 'FAULT' AND j.action = 'raise' AND j.at >= %s",
+        since,
+    )
+    assert faults == [(0,)]  # no flood of one FAULT per tag

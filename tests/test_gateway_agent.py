@@ -31,6 +31,7 @@ class Listener:
 
     port: int
     batches: list[wire.ReadingBatch] = field(default_factory=list)
+    topics: list[str] = field(default_factory=list)  # each batch's topic
     status: dict[str, str] = field(default_factory=dict)
     ready: threading.Event = field(default_factory=threading.Event)
 
@@ -47,6 +48,7 @@ class Listener:
             self.status[msg.topic] = json.loads(msg.payload)["status"]
         else:
             self.batches.append(wire.decode(bytes(msg.payload)))
+            self.topics.append(msg.topic)
 
     def latest(self) -> dict[str, tuple[float | None, int]]:
         seen: dict[str, tuple[float | None, int]] = {}
@@ -103,9 +105,10 @@ async def test_agent_publishes_every_tag_of_both_protocols(listener: Listener, m
     value, _ = latest["LT101"]
     assert value is not None
     assert 15 < value < 85  # between L and H in normal operation
-    per_gateway: dict[str, list[int]] = {}
-    for batch in listener.batches:
-        per_gateway.setdefault(batch.gateway + str(batch.tags[0][:1]), []).append(batch.seq)
+    per_gateway: dict[str, list[int]] = {}  # by topic: both enterprises' gateways are called gw01
+    for topic, batch in zip(listener.topics, listener.batches, strict=True):
+        per_gateway.setdefault(topic, []).append(batch.seq)
+    assert len(per_gateway) == 2
     for seqs in per_gateway.values():
         assert seqs == sorted(seqs)
     await until(lambda: set(listener.status.values()) == {"offline"}, 10, "offline status after stop")

@@ -299,3 +299,69 @@ def test_a_silent_gateway_raises_one_offline_alarm_instead_of_one_stale_per_tag(
         assert gateway_alarm()[0][:3] == ("RTN_UNACK", False, "online")
     finally:
         p.close()
+
+
+def _device_comm(url: str) -> list[tuple[object, ...]]:
+    return query(
+        url,
+        "SELECT a.state, a.level, a.value, a.detail->'devices' FROM alarms a"
+        " JOIN gateways g ON g.id = a.subject_id"
+        " WHERE a.subject_kind = 'gateway' AND a.condition = 'DEVICE_COMM' AND g.code = 'gw01'",
+    )
+
+
+def _device_comm_journal(url: str) -> int:
+    rows = query(
+        url,
+        "SELECT count(*) FROM alarm_journal j JOIN alarms a ON a.id = j.alarm_id"
+        " WHERE a.condition = 'DEVICE_COMM'",
+    )
+    return int(str(rows[0][0]))
+
+
+def _tag_faults(url: str) -> list[tuple[object, ...]]:
+    return query(
+        url,
+        "SELECT t.code, a.state FROM alarms a JOIN tags t ON t.id = a.tag_id WHERE a.condition = 'FAULT'"
+        " ORDER BY t.code",
+    )
+
+
+def test_a_device_that_does_not_answer_is_one_alarm_on_its_gateway_not_a_fault_per_tag(
+    pipeline: Pipeline, database_url: str, sample_plant: Plant
+) -> None:
+    tags = sample_plant.enterprise("E330110001").tags_of_device("plc-lpg")
+    lpg = [tag.code for tag in tags]
+    normal = {tag.code: (tag.range[0] + tag.range[1]) / 2 for tag in tags}  # the middle of the range
+    t = int(time.time() * 1000) - 60_000
+
+    def poll(seq: int, at: int, quality: Quality) -> None:
+        readings = [(code, at, normal[code] if quality.has_value else None, quality) for code in lpg]
+        pipeline.process([batch_message(seq, readings)])
+
+    poll(1, t, Quality.GOOD)
+    poll(2, t + 1000, Quality.BAD_COMM)  # the PLC drops off the network: every tag BAD_COMM
+    assert _device_comm(database_url) == [("UNACK", 1, 1.0, ["plc-lpg"])]
+    assert _tag_faults(database_url) == []  # the device's one alarm stands for its tags
+    poll(3, t + 2000, Quality.BAD_COMM)  # the next poll changes nothing
+    assert _device_comm_journal(database_url) == 1
+
+    restarted = Pipeline(database_url)  # ingest restarts while the PLC is still down
+    try:
+        restarted.process([batch_message(4, [(code, t + 3000, None, Quality.BAD_COMM) for code in lpg])])
+        assert _device_comm_journal(database_url) == 1  # not raised twice
+        assert _tag_faults(database_url) == []
+        good: list[tuple[str, int, float | None, Quality]] = [
+            (code, t + 4000, normal[code], Quality.GOOD) for code in lpg
+        ]
+        restarted.process([batch_message(5, good)])  # it answers again
+        assert _device_comm(database_url) == [("RTN_UNACK", 1, 0.0, ["plc-lpg"])]  # none down now
+        assert _tag_faults(database_url) == []
+        # one tag alone unreadable, the PLC answering for the others: that tag's own FAULT
+        alone = [(code, t + 5000, None if code == lpg[0] else normal[code],
+                  Quality.BAD_COMM if code == lpg[0] else Quality.GOOD) for code in lpg]  # fmt: skip
+        restarted.process([batch_message(6, alone)])
+        assert _tag_faults(database_url) == [(lpg[0], "UNACK")]
+        assert _device_comm(database_url)[0][0] == "RTN_UNACK"
+    finally:
+        restarted.close()

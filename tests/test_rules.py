@@ -192,3 +192,19 @@ def test_rate_of_change_frozen_value_and_prediction() -> None:
     climb = [(t, 5.0 + 2 * t) for t in range(0, 6)]
     assert _run(engine, 2, climb) == [("PREDICT", 1, 5)]
     assert _run(engine, 2, [(t, 15.0) for t in range(10, 22)])[-1] == ("PREDICT", 0, 11)
+
+
+def test_a_covered_reading_holds_the_fault_level() -> None:
+    """A reading another alarm stands for (its device does not answer) neither raises nor clears FAULT."""
+    engine = RuleEngine(config())
+
+    def run(t: int, value: float, quality: int, covered: bool) -> list[tuple[str, int]]:
+        got = engine.evaluate(np.array([0]), np.array([t]), np.array([value]), np.array([quality], np.int16),
+                              np.array([covered]))  # fmt: skip
+        return [(str(x.condition), x.level) for x in got]
+
+    assert run(1, math.nan, 3, True) == []  # covered: no FAULT
+    assert run(2, 50.0, 0, False) == []  # back, nothing to clear
+    assert run(3, math.nan, 5, False) == [("FAULT", 1)]  # the transmitter itself failed
+    assert run(4, math.nan, 3, True) == []  # then the device went: the FAULT holds
+    assert run(5, 50.0, 0, False) == [("FAULT", 0)]
