@@ -15,11 +15,21 @@ from ingest.storage import resolution_for, trend_query
 
 Row = dict[str, Any]
 
+_MASK_COMMENT = (
+    "(SELECT nullif(j.comment, '') FROM alarm_journal j WHERE j.alarm_id = a.id AND j.to_state = a.state"
+    " ORDER BY j.id DESC LIMIT 1)"
+)
 ALARM_COLUMNS = (
     "a.id, a.tag_id, a.subject_kind, a.subject_id, a.condition, a.kind, a.level, a.priority, a.state,"
     " a.active, a.raised_at, a.value, a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at,"
     " a.updated_at, a.detail, a.shelved_until, a.shelved_by, a.shelve_reason, a.suppression_id,"
     " a.feedback_required, a.disposition,"
+    # why a masked alarm is off the board: the shelve reason, the declared suppression's reason,
+    # the tag's out-of-service reason, else the comment of the change that masked it
+    " CASE a.state WHEN 'SHELVED' THEN a.shelve_reason"
+    "   WHEN 'SUPPRESSED' THEN coalesce((SELECT s.reason FROM suppressions s WHERE s.id = a.suppression_id),"
+    f"     {_MASK_COMMENT})"
+    f"   WHEN 'OUT_OF_SERVICE' THEN coalesce(nullif(t.oos_reason, ''), {_MASK_COMMENT}) END AS mask_reason,"
     " t.code AS tag_code, t.name AS tag_name, t.kind AS tag_kind, t.unit, t.range_low, t.range_high,"
     " t.ll, t.l, t.h, t.hh, eq.code AS equipment_code, eq.name AS equipment_name,"
     " hs.id AS hazard_source_id, hs.code AS hazard_source_code, hs.name AS hazard_source_name,"

@@ -657,6 +657,7 @@ async def test_ending_a_suppression_reannunciates_active_alarms(seeded: Seeded) 
         assert alarm["alarm"]["state"] == "SUPPRESSED"
         _, masked = await users["county"].call("GET", "/api/v1/alarms?state=masked")
         assert {a["id"] for a in masked["alarms"]} == {active, born, fleeting}
+        assert {a["mask_reason"] for a in masked["alarms"]} == {"1# 球罐检修"}  # why they are off the board
         _, listed = await users["county"].call("GET", "/api/v1/suppressions")
         assert [s["id"] for s in listed["suppressions"]] == [declared["id"]]
 

@@ -161,6 +161,7 @@ async def test_duty_officer_sees_a_p1_live_acknowledges_shelves_and_sees_the_flo
         await expect(page.locator("#shelved-info")).to_contain_text("变送器校验中")
         await page.click("#tab-masked")
         await expect(row3.locator("td.state")).to_contain_text("已搁置")
+        await expect(row3.locator("td.state .mask-reason")).to_have_text("变送器校验中")  # and why
         await expect(page.locator(f'tr[data-alarm-id="{p1}"]')).to_have_count(0)
         await page.screenshot(path=ARTIFACTS / "pages-board-masked.png", full_page=True)
         await page.click("#tab-open")

@@ -73,6 +73,7 @@
     if (alarm.state === "SHELVED" && alarm.shelved_until) {
       cell.append(HW.el("div", { class: "muted small-text" }, HW.t("until") + " " + HW.fmtTime(alarm.shelved_until)));
     }
+    if (alarm.mask_reason) cell.append(HW.el("div", { class: "muted small-text mask-reason" }, alarm.mask_reason));
     return cell;
   }
 
