@@ -505,6 +505,37 @@ async def test_a_video_alarm_shows_its_snapshot_and_the_ledger_lists_the_cameras
         assert not errors, errors
 
 
+async def test_a_device_that_does_not_answer_shows_as_one_gateway_alarm_naming_it(
+    browser: Browser, seeded_db: Seeded
+) -> None:
+    url = seeded_db.url
+    with psycopg.connect(url) as conn:
+        gateway = conn.execute(
+            "SELECT g.id FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id"
+            " WHERE e.code = %s AND g.code = 'gw01'",
+            (HOME,),
+        ).fetchone()
+        assert gateway is not None
+        with conn.transaction():
+            apply_transitions(conn, [Transition(int(str(gateway[0])), Condition.DEVICE_COMM, 1,
+                                                int(time.time() * 1000), 1.0, None, Subject.GATEWAY,
+                                                {"devices": ["plc-lpg"]})])  # fmt: skip
+        alarm = conn.execute("SELECT id FROM alarms WHERE condition = 'DEVICE_COMM'").fetchone()
+    assert alarm is not None
+    async with serving(url) as base:
+        context, page = await session(browser, base, "duty", DESKTOP)
+        errors = errors_of(page)
+        row = page.locator(f'tr[data-alarm-id="{alarm[0]}"]')
+        await expect(row.locator("td.condition")).to_have_text("设备通讯中断")
+        await expect(row.locator("td.tag")).to_contain_text("gw01")
+        await row.locator("td.tag").click()
+        await expect(page.locator("#detail")).to_have_attribute("data-loaded", str(alarm[0]))
+        await expect(page.locator("#why-fields")).to_contain_text("未应答设备")
+        await expect(page.locator("#why-fields")).to_contain_text("plc-lpg")
+        await context.close()
+        assert not errors, errors
+
+
 async def test_the_enterprise_files_its_daily_safety_commitment_from_its_page(
     browser: Browser, seeded_db: Seeded
 ) -> None:

@@ -77,6 +77,7 @@ window.HWDetail = (function () {
     const detail = a.detail || {};
     if (detail.score != null) field(list, HW.t("why_score"), HW.fmtNumber(detail.score) + (detail.suspected ? " · " + HW.t("why_suspected") : ""));
     if (detail.zone) field(list, HW.t("why_zone"), detail.zone);
+    if (Array.isArray(detail.devices) && detail.devices.length) field(list, HW.t("why_devices"), detail.devices.join(", "));
     if (a.limit_value != null) {
       field(list, HW.t("limit"), HW.fmtNumber(a.limit_value) + unit);
       if (a.value != null) {
