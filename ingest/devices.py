@@ -1,9 +1,9 @@
 """Devices that do not answer: one DEVICE_COMM alarm on their gateway instead of a FAULT per tag.
 
 A gateway reports every tag of a device it cannot reach as BAD_COMM (each poll for Modbus, once
-at the loss for OPC-UA). A device is **down** while the latest reading of every one of its tags
-is BAD_COMM; one readable tag, or any reading with another quality, means it answers. While any
-device of a gateway is down, the gateway has one active DEVICE_COMM alarm (离线, value: the
+at the loss for OPC-UA). A device is **down** while the latest reading of every one of its tags in
+service is BAD_COMM; one readable tag, or a reading with another quality, means it answers. While
+any device of a gateway is down, the gateway has one active DEVICE_COMM alarm (离线, value: the
 number of devices down, detail: which), and those tags' BAD_COMM readings are *covered*: their
 FAULT neither rises nor clears (ISA-18.2 suppression of consequential alarms; a PLC that drops
 off the network is one alarm, not a flood). A tag that alone reads BAD_COMM, its device
@@ -60,7 +60,9 @@ class DeviceComm:
     def __init__(self, index: TagIndex, conn: Conn) -> None:
         self._devices = index.devices
         self._device_of = index.device_of
-        self._has_device = index.device_of >= 0
+        # a tag out of service (or removed from the devices file) may no longer be read at all:
+        # whether its device answers is told by the others
+        self._has_device = (index.device_of >= 0) & index.config.in_service
         self._size = np.bincount(index.device_of[self._has_device], minlength=len(index.devices))
         self._gateway_of_device = np.array([g for g, _ in index.devices], dtype=np.int64)
         lookup = {int(t): i for i, t in enumerate(index.config.tag_id)}

@@ -365,3 +365,14 @@ def test_a_device_that_does_not_answer_is_one_alarm_on_its_gateway_not_a_fault_p
         assert _device_comm(database_url)[0][0] == "RTN_UNACK"
     finally:
         restarted.close()
+
+
+def test_a_tag_out_of_service_does_not_keep_its_device_from_being_down(
+    pipeline: Pipeline, database_url: str, sample_plant: Plant
+) -> None:
+    lpg = [tag.code for tag in sample_plant.enterprise("E330110001").tags_of_device("plc-lpg")]
+    with psycopg.connect(database_url) as conn:  # taken out of service, no longer read at all
+        conn.execute("UPDATE tags SET in_service = false WHERE code = %s", (lpg[-1],))
+    t = int(time.time() * 1000) - 60_000
+    pipeline.process([batch_message(1, [(code, t, None, Quality.BAD_COMM) for code in lpg[:-1]])])
+    assert _device_comm(database_url) == [("UNACK", 1, 1.0, ["plc-lpg"])]
