@@ -2,15 +2,19 @@
 
 A gateway reports every tag of a device it cannot reach as BAD_COMM (each poll for Modbus, once
 at the loss for OPC-UA). A device is **down** while the latest reading of every one of its tags in
-service is BAD_COMM; one readable tag, or a reading with another quality, means it answers. While
-any device of a gateway is down, the gateway has one active DEVICE_COMM alarm (离线, value: the
-number of devices down, detail: which), and those tags' BAD_COMM readings are *covered*: their
-FAULT neither rises nor clears (ISA-18.2 suppression of consequential alarms; a PLC that drops
-off the network is one alarm, not a flood). A tag that alone reads BAD_COMM, its device
-answering for the others (a rejected register block, a node the server cannot read), still
-raises its FAULT. A second device going down while the alarm is active, or one of several coming
-back, is no new alarm: the active alarm's value and detail follow (no state change, nothing to
-journal); its clear names the devices that were down last.
+service is BAD_COMM; one readable tag, or a reading with another quality, means it answers.
+
+- From the moment a device is down its tags' BAD_COMM readings are *covered*: their FAULT neither
+  rises nor clears (ISA-18.2 suppression of consequential alarms; a PLC that drops off the
+  network is one alarm, not a flood).
+- Once a device has been down for ``DELAY_S`` (an on-delay: one lost answer raises nothing), its
+  gateway has one active DEVICE_COMM alarm (离线; value: the number of devices down, detail:
+  which), raised by the next reading or by the clock's tick, whichever comes first. It clears
+  when they all answer again; its clear names the devices that were down last.
+- A second device going down while the alarm is active, or one of several coming back, is no new
+  alarm: the active alarm's value and detail follow (no state change, nothing to journal).
+- A tag that alone reads BAD_COMM, its device answering for the others (a rejected register
+  block, a node the server cannot read), still raises its FAULT.
 
 The state is rebuilt from the database (the latest readings, the open alarms) whenever the tag
 index loads, and copied and restored with the rule engine's state around each step.
@@ -30,6 +34,9 @@ from ingest.tagindex import TagIndex
 from rules.types import Condition, Subject, Transition
 
 Conn = psycopg.Connection[tuple[object, ...]]
+# A device must stay down this long before it is an alarm (an on-delay against a lone timeout);
+# its tags' BAD_COMM readings are covered from the start.
+DELAY_S = 5.0
 I64 = npt.NDArray[np.int64]
 Q = npt.NDArray[np.int16]
 Bools = npt.NDArray[np.bool_]
@@ -50,10 +57,11 @@ class Refresh:
 @dataclass(slots=True)
 class _State:
     lost: npt.NDArray[np.bool_]  # per tag: its latest reading is BAD_COMM
+    since: I64  # per device: the source time it went down, -1 while it answers
     alarmed: dict[int, list[str]]  # gateways with an active DEVICE_COMM alarm: the devices it is about
 
     def copy(self) -> _State:
-        return _State(self.lost.copy(), dict(self.alarmed))
+        return _State(self.lost.copy(), self.since.copy(), dict(self.alarmed))
 
 
 class DeviceComm:
@@ -67,12 +75,14 @@ class DeviceComm:
         self._gateway_of_device = np.array([g for g, _ in index.devices], dtype=np.int64)
         lookup = {int(t): i for i, t in enumerate(index.config.tag_id)}
         lost = np.zeros(index.config.size, bool)
-        for (tag_id,) in conn.execute(
-            "SELECT tag_id FROM readings_latest WHERE quality = %s", (int(Quality.BAD_COMM),)
+        lost_ms = np.full(index.config.size, -1, np.int64)
+        for tag_id, ms in conn.execute(
+            "SELECT tag_id, (extract(epoch FROM ts) * 1000)::bigint FROM readings_latest WHERE quality = %s",
+            (int(Quality.BAD_COMM),),
         ):
             i = lookup.get(int(str(tag_id)))
             if i is not None:
-                lost[i] = True
+                lost[i], lost_ms[i] = True, int(str(ms))
         alarmed = {
             int(str(r[0])): [str(d) for d in r[1]] if isinstance(r[1], list) else []
             for r in conn.execute(
@@ -81,7 +91,11 @@ class DeviceComm:
                 (Condition.DEVICE_COMM.value,),
             )
         }
-        self.state = _State(lost, alarmed)
+        self.state = _State(lost, np.full(len(self._devices), -1, np.int64), alarmed)
+        down = self._down()
+        with_device = self._has_device & lost
+        np.maximum.at(self.state.since, self._device_of[with_device], lost_ms[with_device])
+        self.state.since[~down] = -1
 
     def _down(self) -> Bools:
         """Per device: every tag of it reads BAD_COMM."""
@@ -101,25 +115,42 @@ class DeviceComm:
         self.state.lost[idx[last]] = quality[last] == Quality.BAD_COMM
         down = self._down()
         device = self._device_of[idx]
-        covered = (quality == Quality.BAD_COMM) & (device >= 0) & down[np.maximum(device, 0)]
-        transitions, refreshes = self._changes(down, idx, ts)
+        known = device >= 0
+        newest = np.full(len(self._devices), -1, np.int64)
+        np.maximum.at(newest, device[known], ts[known])
+        since = self.state.since
+        went = down & (since < 0)
+        since[went] = newest[went]  # down since the reading that showed it
+        since[~down] = -1
+        covered = (quality == Quality.BAD_COMM) & known & down[np.maximum(device, 0)]
+        touched = np.unique(device[known])
+        transitions, refreshes = self._changes(np.unique(self._gateway_of_device[touched]), int(ts.max()))
         return covered, transitions, refreshes
 
-    def _changes(self, down: Bools, idx: I64, ts: I64) -> tuple[list[Transition], list[Refresh]]:
-        touched = np.unique(self._device_of[idx])
-        gateways = np.unique(self._gateway_of_device[touched[touched >= 0]])
+    def tick(self, now_ms: int) -> tuple[list[Transition], list[Refresh]]:
+        """The clock's turn: a device down for DELAY_S raises even when nothing more arrives from it
+        (OPC-UA reports the loss once)."""
+        waiting = self.state.since >= 0
+        gateways = set(self._gateway_of_device[waiting].tolist()) | set(self.state.alarmed)
+        return self._changes(np.array(sorted(gateways), dtype=np.int64), now_ms)
+
+    def _changes(self, gateways: I64, now_ms: int) -> tuple[list[Transition], list[Refresh]]:
+        """DEVICE_COMM of these gateways at ``now_ms``: active while a device has been down DELAY_S."""
+        since = self.state.since
+        due = (since >= 0) & (now_ms - since >= int(DELAY_S * 1000))
         out, refreshes = [], []
         for gateway in gateways.tolist():
             mine = self._gateway_of_device == gateway
-            devices = [self._devices[i][1] for i in np.flatnonzero(mine & down).tolist()]
+            devices = [self._devices[i][1] for i in np.flatnonzero(mine & due).tolist()]
             if bool(devices) == (gateway in self.state.alarmed):
                 if devices and devices != self.state.alarmed[gateway]:
                     self.state.alarmed[gateway] = devices
                     refreshes.append(Refresh(gateway, devices))
                 continue
+            if not devices and (mine & (since >= 0)).any():
+                continue  # the devices named came back, another is down but not yet for DELAY_S
             level = 1 if devices else 0
-            of_gateway = np.isin(self._device_of[idx], np.flatnonzero(mine))
-            at = int(ts[of_gateway].max())
+            at = now_ms
             if devices:
                 self.state.alarmed[gateway] = devices
             else:  # the clear names the devices that were down

@@ -162,12 +162,14 @@ class Pipeline:
 
     # -- one step -----------------------------------------------------------------------
     def tick(self) -> int:
-        """The clock's turn: conditions that silence raises (GATEWAY_OFFLINE, STALE), shelves that
-        expire and declared suppressions that start or end; returns the alarm changes."""
+        """The clock's turn: conditions that silence raises (GATEWAY_OFFLINE, STALE, DEVICE_COMM of a
+        device that reported its loss once), shelves that expire and declared suppressions that start
+        or end; returns the alarm changes."""
         conn = self._connection()
         self._load_index(conn)
         assert self._engine is not None  # noqa: S101 - loaded above
-        saved = self._engine.state.copy()
+        assert self._devices is not None  # noqa: S101 - loaded above
+        saved, saved_devices = self._engine.state.copy(), self._devices.state.copy()
         try:
             now_ms = self._clock.now_ms()
             assert self._index is not None  # noqa: S101 - loaded above
@@ -176,10 +178,13 @@ class Pipeline:
                 stale = without_consequential_stale(
                     self._engine.tick(now_ms), self._index.gateway_of_tag, down
                 )
-                changed = apply_transitions(conn, [*offline, *stale], self._policy)
+                device_changes, refreshes = self._devices.tick(now_ms)
+                changed = apply_transitions(conn, [*offline, *stale, *device_changes], self._policy)
+                for refresh in refreshes:
+                    refresh.apply(conn)
                 return changed + expire(conn, utc_from_ms(now_ms), self._policy)
         except BaseException:
-            self._engine.state = saved
+            self._engine.state, self._devices.state = saved, saved_devices
             if conn.closed or conn.broken:
                 self._conn = None
             raise

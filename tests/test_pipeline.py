@@ -341,28 +341,37 @@ def test_a_device_that_does_not_answer_is_one_alarm_on_its_gateway_not_a_fault_p
 
     poll(1, t, Quality.GOOD)
     poll(2, t + 1000, Quality.BAD_COMM)  # the PLC drops off the network: every tag BAD_COMM
+    poll(3, t + 3000, Quality.BAD_COMM)
+    assert _device_comm(database_url) == []  # not yet: down for 2 s, the on-delay is 5 s
+    assert _tag_faults(database_url) == []  # its tags' readings are covered from the start
+    poll(4, t + 6000, Quality.BAD_COMM)
     assert _device_comm(database_url) == [("UNACK", 1, 1.0, ["plc-lpg"])]
     assert _tag_faults(database_url) == []  # the device's one alarm stands for its tags
-    poll(3, t + 2000, Quality.BAD_COMM)  # the next poll changes nothing
+    poll(5, t + 7000, Quality.BAD_COMM)  # the next poll changes nothing
     assert _device_comm_journal(database_url) == 1
 
     restarted = Pipeline(database_url)  # ingest restarts while the PLC is still down
     try:
-        restarted.process([batch_message(4, [(code, t + 3000, None, Quality.BAD_COMM) for code in lpg])])
+        restarted.process([batch_message(6, [(code, t + 8000, None, Quality.BAD_COMM) for code in lpg])])
         assert _device_comm_journal(database_url) == 1  # not raised twice
         assert _tag_faults(database_url) == []
         good: list[tuple[str, int, float | None, Quality]] = [
-            (code, t + 4000, normal[code], Quality.GOOD) for code in lpg
+            (code, t + 9000, normal[code], Quality.GOOD) for code in lpg
         ]
-        restarted.process([batch_message(5, good)])  # it answers again
+        restarted.process([batch_message(7, good)])  # it answers again
         assert _device_comm(database_url) == [("RTN_UNACK", 1, 0.0, ["plc-lpg"])]  # none down now
         assert _tag_faults(database_url) == []
         # one tag alone unreadable, the PLC answering for the others: that tag's own FAULT
-        alone = [(code, t + 5000, None if code == lpg[0] else normal[code],
+        alone = [(code, t + 10_000, None if code == lpg[0] else normal[code],
                   Quality.BAD_COMM if code == lpg[0] else Quality.GOOD) for code in lpg]  # fmt: skip
-        restarted.process([batch_message(6, alone)])
+        restarted.process([batch_message(8, alone)])
         assert _tag_faults(database_url) == [(lpg[0], "UNACK")]
         assert _device_comm(database_url)[0][0] == "RTN_UNACK"
+        # a lone lost answer, back at the next poll: nothing (the on-delay)
+        restarted.process([batch_message(9, [(code, t + 11_000, None, Quality.BAD_COMM) for code in lpg])])
+        restarted.process([batch_message(10, [(c, t + 12_000, normal[c], Quality.GOOD) for c in lpg])])
+        assert restarted.tick() >= 0
+        assert _device_comm_journal(database_url) == 2  # the raise and the clear above, nothing more
     finally:
         restarted.close()
 
@@ -375,4 +384,6 @@ def test_a_tag_out_of_service_does_not_keep_its_device_from_being_down(
         conn.execute("UPDATE tags SET in_service = false WHERE code = %s", (lpg[-1],))
     t = int(time.time() * 1000) - 60_000
     pipeline.process([batch_message(1, [(code, t, None, Quality.BAD_COMM) for code in lpg[:-1]])])
+    assert _device_comm(database_url) == []  # reported once, as OPC-UA does: the clock raises it
+    pipeline.tick()  # a minute later
     assert _device_comm(database_url) == [("UNACK", 1, 1.0, ["plc-lpg"])]
