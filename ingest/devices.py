@@ -31,6 +31,7 @@ import psycopg
 from alarms.store import refresh_active
 from hazardwatch.quality import Quality
 from ingest.tagindex import TagIndex
+from rules.limits import tag_time_order
 from rules.types import Condition, Subject, Transition
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -110,7 +111,7 @@ class DeviceComm:
         alarms whose devices down changed (another device went down, or one of several came back)."""
         if idx.size == 0 or not self._devices:
             return np.zeros(idx.size, bool), [], []
-        latest = np.lexsort((ts, idx))
+        latest = tag_time_order(idx, ts)
         last = latest[np.append(idx[latest][1:] != idx[latest][:-1], True)]
         self.state.lost[idx[last]] = quality[last] == Quality.BAD_COMM
         down = self._down()

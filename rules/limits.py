@@ -44,11 +44,6 @@ class Runs:
         """The position of each run's last reading."""
         return np.append(self.first[1:] - 1, self.idx.size - 1) if self.idx.size else self.first
 
-    def select(self, keep: Bools) -> tuple[Ints, Runs]:
-        """The readings kept (still tag-sorted) and their runs."""
-        idx = self.idx[keep]
-        return idx, Runs.of(idx)
-
 
 def fill(marks: Bools, values: npt.NDArray[T], seeds: npt.NDArray[T], runs: Runs) -> npt.NDArray[T]:
     """Each reading's value at the latest marked reading at or before it in its run, or the run's

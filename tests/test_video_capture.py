@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,6 +21,7 @@ from hazardwatch.settings import MqttAddress
 from simulators.camera_scene import Scene
 from simulators.camera_stream import CameraStreamServer
 from tests.support import free_port, sample_plant_doc, write_plant
+from tests.test_e2e import eventually
 from tests.video_support import clear_retained
 from video.capture import Capture, stream_url
 from video.service import VideoService
@@ -139,9 +140,9 @@ def test_a_killed_camera_process_is_started_again(tmp_path: Path, mqtt_port: int
     runner = threading.Thread(target=service.run, args=(stop,))
     runner.start()
     try:
-        first = _wait(service.pids, 20)
+        first = eventually(service.pids, 20, "the camera processes")
         os.kill(first[0], signal.SIGKILL)
-        assert _wait(lambda: [p for p in service.pids() if p != first[0]], 20)
+        assert eventually(lambda: [p for p in service.pids() if p != first[0]], 20, "a restarted process")
         assert service.restarts() == 1
     finally:
         stop.set()
@@ -149,13 +150,3 @@ def test_a_killed_camera_process_is_started_again(tmp_path: Path, mqtt_port: int
         server.stop()
         clear_retained(mqtt_port, wire.cameras_topic("E330110001", "gw01"))
     assert not runner.is_alive()
-
-
-def _wait(condition: Callable[[], list[int]], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")

@@ -38,6 +38,16 @@ def subscriber(port: int, topic: str) -> tuple[mqtt.Client, queue.Queue[mqtt.MQT
     return client, received
 
 
+def receive_events(port: int, n: int) -> list[wire.EdgeEvent]:
+    """The next ``n`` events a fresh subscriber gets on the gateway's events topic."""
+    client, received = subscriber(port, wire.events_topic(ENTERPRISE, GATEWAY))
+    try:
+        return [wire.decode_event(bytes(received.get(timeout=20).payload)) for _ in range(n)]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order(tmp_path: Path) -> None:
     port = free_port()
     publisher = EventPublisher(ENTERPRISE, GATEWAY, MqttAddress("127.0.0.1", port), tmp_path / "spool.sqlite")
@@ -46,12 +56,7 @@ def test_events_wait_for_a_broker_that_comes_later_and_keep_their_order(tmp_path
         for start in (1000, 2000, 3000):
             publisher.publish_event(event(start))  # no broker yet: queued
         with private_mosquitto(port=port):
-            client, received = subscriber(port, wire.events_topic(ENTERPRISE, GATEWAY))
-            try:
-                got = [wire.decode_event(bytes(received.get(timeout=20).payload)) for _ in range(3)]
-            finally:
-                client.disconnect()
-                client.loop_stop()
+            got = receive_events(port, 3)
             assert [e.start_ms for e in got] == [1000, 2000, 3000]
             assert [e.seq for e in got] == sorted({e.seq for e in got})  # increasing, no repeats
             assert got[0].snapshot == b"\xff\xd8jpeg"
@@ -68,19 +73,16 @@ def test_events_spooled_before_a_restart_go_out_first_once_the_broker_is_back(tm
     for start in (1000, 2000):
         first.publish_event(event(start))  # no broker: spooled
     first.stop()  # the video process goes (as in a crash, the client's own queue goes with it)
-    assert EventSpool(spool).count() == 2
+    left = EventSpool(spool)
+    assert left.count() == 2
+    left.close()
 
     second = EventPublisher(ENTERPRISE, GATEWAY, address, spool)
     second.start()
     try:
         second.publish_event(event(3000))
         with private_mosquitto(port=port):
-            client, received = subscriber(port, wire.events_topic(ENTERPRISE, GATEWAY))
-            try:
-                got = [wire.decode_event(bytes(received.get(timeout=20).payload)) for _ in range(3)]
-            finally:
-                client.disconnect()
-                client.loop_stop()
+            got = receive_events(port, 3)
             assert [e.start_ms for e in got] == [1000, 2000, 3000]  # the old ones first
             assert got[0].seq < got[1].seq < got[2].seq
             eventually(lambda: second.spool.count() == 0, 10, "the acknowledged events to leave the spool")
