@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -301,20 +302,26 @@ class Publisher:
         self._pump()
 
     def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
-        if message.topic == wire.CLOCK_TOPIC:
-            self._on_clock(bytes(message.payload))
-        elif message.topic == self._config_topic and self._on_config is not None:
-            try:
+        # Anyone allowed on the broker can publish here: no message may take the network thread
+        # (and with it every publish of this gateway) down
+        try:
+            if message.topic == wire.CLOCK_TOPIC:
+                self._on_clock(bytes(message.payload))
+            elif message.topic == self._config_topic and self._on_config is not None:
                 self._on_config(bytes(message.payload))
-            except Exception:  # a bad push must not take the network thread down
-                logger.exception("gateway %s/%s: configuration push failed", self.enterprise, self.gateway)
+        except Exception:
+            logger.exception("gateway %s/%s: message on %s not handled", self.enterprise, self.gateway,
+                             message.topic)  # fmt: skip
 
     def _on_clock(self, payload: bytes) -> None:
         try:
-            platform_ms = int(json.loads(payload)["t"])
-        except (ValueError, KeyError, TypeError):
+            tick = json.loads(payload)["t"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            tick = None
+        if not isinstance(tick, int | float) or isinstance(tick, bool) or not math.isfinite(tick):
             logger.debug("unreadable clock tick %r", payload[:64])
             return
+        platform_ms = int(tick)
         offset = platform_ms - time.time_ns() // 1_000_000
         if abs(offset) > CLOCK_SKEW_WARN_MS and (
             self.clock_offset_ms is None or abs(self.clock_offset_ms) <= CLOCK_SKEW_WARN_MS

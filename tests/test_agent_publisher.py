@@ -175,3 +175,34 @@ def test_an_unreachable_broker_holds_everything(tmp_path: Path, caplog: pytest.L
     finally:
         publisher.stop(timeout_s=0.2)
     assert any("6 batches stay buffered" in r.getMessage() for r in caplog.records)
+
+
+def test_a_hostile_clock_tick_stops_nothing(tmp_path: Path, mqtt_port: int) -> None:
+    """Anyone on the broker can publish the clock: no payload may stop the gateway publishing."""
+    enterprise = f"T{uuid.uuid4().hex[:10]}"
+    subscriber = Subscriber(mqtt_port, wire.readings_topic(enterprise, "gw1"))
+    publisher = make_publisher(tmp_path, enterprise, mqtt_port)
+    publisher.start()
+    sender = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"clock-{uuid.uuid4().hex}")
+    sender.connect("127.0.0.1", mqtt_port)
+    sender.loop_start()
+    try:
+        until(publisher.connected.is_set, "the publisher's connection")
+        hostile = [b'{"t": 1e999}', b'{"t": NaN}', b'{"t": "soon"}', b'{"t": true}', b"[" * 100_000,
+                   b"\xff\xfe", b'{"u": 1}', b"[1, 2]"]  # fmt: skip
+        for payload in hostile:
+            sender.publish(wire.CLOCK_TOPIC, payload, qos=1).wait_for_publish(5)
+        publisher.submit(batch())
+        until(lambda: subscriber.seqs == [1], "a batch published after the hostile ticks")
+        assert publisher.clock_offset_ms is None  # none of them was taken for a time
+        ahead_ms = 3_600_000
+        sender.publish(wire.CLOCK_TOPIC, f'{{"t": {time.time_ns() // 1_000_000 + ahead_ms}}}', qos=1)
+        until(lambda: publisher.clock_offset_ms is not None, "a good tick read after the hostile ones")
+        assert abs((publisher.clock_offset_ms or 0) - ahead_ms) < 60_000
+        publisher.submit(batch())
+        until(lambda: subscriber.seqs == [1, 2], "publishing goes on")
+    finally:
+        sender.disconnect()
+        sender.loop_stop()
+        publisher.stop(timeout_s=0.5)
+        subscriber.close()
