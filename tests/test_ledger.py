@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hazardwatch.errors import ConfigError
-from hazardwatch.ledger import Plant, load_plant_text
+from hazardwatch.ledger import Plant, load_plant, load_plant_text
 from hazardwatch.ledger.grading import Holding, alpha_for, grade_hazard_source
 from hazardwatch.ledger.models import credit_code_check_char
 from tests.support import SAMPLE_DEVICES
@@ -124,6 +124,33 @@ def test_cross_reference_errors_point_at_the_tag() -> None:
 def test_broken_yaml_reports_its_line() -> None:
     with pytest.raises(ConfigError, match=r"devices.yaml:4: not valid YAML"):
         load_plant_text("version: 1\nenterprises:\n  - {code: [\n", "devices.yaml")
+
+
+def test_a_key_given_twice_is_an_error_at_both_lines() -> None:
+    """YAML lets the last key win: a second hh, or a second code, would change the ledger silently."""
+    text = _broken("{ll: 10, l: 15, h: 85, hh: 90}", "{ll: 10, l: 15, h: 85, hh: 90, hh: 99}")
+    text = text.replace(
+        "credit_code: 91330110MA2H3K7L01", "credit_code: 91330110MA2H3K7L01\n    code: E330110009", 1
+    )
+    with pytest.raises(ConfigError) as info:
+        load_plant_text(text, "devices.yaml")
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    code_line, hh_line = _line_of(text, "code: E330110009"), _line_of(text, "hh: 90, hh: 99")
+    assert lines[0].startswith(f"devices.yaml:{code_line}: key 'code' given twice (first at line ")
+    assert lines[1] == f"devices.yaml:{hh_line}: key 'hh' given twice (first at line {hh_line})"
+
+
+def test_a_file_that_is_not_utf8_is_an_error_at_its_line(tmp_path: Path) -> None:
+    devices = tmp_path / "devices.yaml"
+    devices.write_bytes(b"version: 1\nenterprises:\n  - name: \xff\n")
+    with pytest.raises(ConfigError, match=r"devices.yaml:3: not UTF-8 text \(byte 34: 0xff\)"):
+        load_plant(devices)
+    run = subprocess.run([sys.executable, "-m", "hazardwatch", "check", str(devices)], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert run.returncode != 0
+    assert "not UTF-8 text" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_gas_tags_get_gb_50493_defaults_and_findings(sample_plant: Plant) -> None:

@@ -67,6 +67,35 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     return text or "(top level)"
 
 
+def _duplicate_keys(root: yaml.Node, source: str) -> list[str]:
+    """Every key given twice in one mapping (YAML lets the last silently win: a limit or a code
+    would change without a word), once per mapping node even where aliases share it."""
+    problems: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[object, int] = {}
+            for key, value in node.value:
+                name = getattr(key, "value", None)
+                if isinstance(key, yaml.ScalarNode) and name != "<<":
+                    if name in first:
+                        line = key.start_mark.line + 1
+                        problems.append(
+                            (line, f"{source}:{line}: key '{name}' given twice (first at line {first[name]})")
+                        )
+                    else:
+                        first[name] = key.start_mark.line + 1
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+    return [message for _, message in sorted(problems)]
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -86,6 +115,9 @@ def load_model_text(
         raise ConfigError(f"{where}: not valid YAML: {getattr(err, 'problem', err)}") from err
     if root is None or not isinstance(data, dict):
         raise ConfigError(f"{source}:1: {what} must be a mapping")
+    duplicates = _duplicate_keys(root, source)
+    if duplicates:
+        raise ConfigError("\n".join(duplicates))
     try:
         return model.model_validate(data, context=context)
     except ValidationError as err:
@@ -105,6 +137,11 @@ def load_model(path: str | Path, model: type[M], what: str, context: dict[str, o
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        line = err.object[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text (byte {err.start}: {err.object[err.start]:#04x})"
+        ) from err
     return load_model_text(text, model, str(path), what, context)
 
 
