@@ -23,7 +23,7 @@ from typing import Any
 import msgpack
 
 from hazardwatch.errors import WireError
-from hazardwatch.quality import Quality
+from hazardwatch.quality import VALUED_QUALITIES, Quality
 
 VERSION = 1
 TOPIC_ROOT = "hw/v1"
@@ -204,11 +204,12 @@ def decode(payload: bytes) -> ReadingBatch:
     if not all(type(q) is int and q in _KNOWN_QUALITIES for q in quality):
         raise WireError("field 'q' must hold known quality codes")
     clean_values: list[float | None] = []
-    for value in values:
+    for value, q in zip(values, quality, strict=True):
         if value is None:
             clean_values.append(None)
         elif type(value) is float or (type(value) is int and abs(value) <= 2**53):
-            clean_values.append(float(value))
+            # a quality that carries no value (BAD_COMM, ...) stores none, whatever number came with it
+            clean_values.append(float(value) if q in VALUED_QUALITIES else None)
         else:
             raise WireError("field 'val' must hold numbers or null (integers up to 2^53)")
     replay = doc.get("replay", False)

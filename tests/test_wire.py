@@ -29,6 +29,18 @@ def test_round_trip(encode: object) -> None:
     assert decoded.seq == 7
 
 
+@pytest.mark.parametrize("encode", [msgpack.packb, lambda doc: json.dumps(doc).encode()])
+def test_a_number_sent_with_a_quality_that_carries_no_value_is_no_value(encode: object) -> None:
+    """Another sender's BAD_COMM reading with 99.0 in it must not reach storage, rollups or rules as 99."""
+    assert callable(encode)
+    qualities = [int(q) for q in Quality]
+    doc = {"v": 1, "gw": "g", "seq": 1, "sent": 1, "tags": ["a"] * len(qualities),
+           "ts": list(range(len(qualities))), "val": [99.0] * len(qualities), "q": qualities}  # fmt: skip
+    decoded = wire.decode(encode(doc))
+    assert decoded.values == [99.0 if Quality(q).has_value else None for q in qualities]
+    assert decoded.values.count(None) == 4
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
