@@ -222,6 +222,8 @@ class GatewayRuntime:
                 "produced_readings": stats.put_readings,
                 "dropped_batches": stats.dropped_batches,
                 "dropped_readings": stats.dropped_readings,
+                "kept_batches": stats.kept_batches,
+                "resent_batches": stats.resent_batches,
                 "durability": self.gateway.buffer.durability,
             },
             "devices": devices,
@@ -251,6 +253,8 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         max_bytes=int(policy.max_mb * 1024 * 1024),
         max_age_s=policy.max_age_h * 3600,
         durability=Durability(policy.durability),
+        keep_sent_s=policy.keep_sent_h * 3600,
+        keep_sent_bytes=int(policy.keep_sent_mb * 1024 * 1024),
     )
     loop = asyncio.get_running_loop()
     pushes: asyncio.Queue[bytes] = asyncio.Queue()

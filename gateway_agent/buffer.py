@@ -21,6 +21,12 @@ The queue is bounded by bytes and by age. When a bound is passed the oldest batc
 counted (``Stats.dropped_batches``/``dropped_readings``, kept across restarts), logged once per
 overflow and reported in the heartbeat — never silently.
 
+A PUBACK is the broker's word, not ingest's: a broker whose queue for ingest is full (Mosquitto's
+``max_queued_messages``) acknowledges and then drops. So an acknowledged batch moves to the
+``sent`` table and is kept there for a while (``keep_sent_s``, within ``keep_sent_bytes``, the
+oldest evicted first). When ingest sees a hole in the sequence numbers it asks for those batches
+again (``resend``): the ones still kept go back into the queue and are sent again as replays.
+
 One connection, used from several threads under one lock; every method does disk I/O, so call it
 off the event loop.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,13 +56,22 @@ CREATE TABLE IF NOT EXISTS batches (
     readings   INTEGER NOT NULL,
     payload    BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sent (
+    seq        INTEGER PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    acked_ms   INTEGER NOT NULL,
+    readings   INTEGER NOT NULL,
+    payload    BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 """
 _COUNTERS = ("next_seq", "put_batches", "put_readings", "dropped_batches", "dropped_readings",
-             "acked_batches", "acked_readings")  # fmt: skip
+             "acked_batches", "acked_readings", "resent_batches")  # fmt: skip
+DEFAULT_KEEP_SENT_S = 24 * 3600
+DEFAULT_KEEP_SENT_BYTES = 128 * 1024 * 1024
 
 
 class Durability(StrEnum):
@@ -90,14 +106,21 @@ class Stats:
     dropped_readings: int
     acked_batches: int
     acked_readings: int
+    resent_batches: int  # acknowledged batches sent again at ingest's request
+    kept_batches: int = 0  # acknowledged batches kept for a resend request
 
 
 class Buffer:
     def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                  max_age_s: float = DEFAULT_MAX_AGE_S,
-                 durability: Durability = Durability.POWER_LOSS) -> None:  # fmt: skip
+                 durability: Durability = Durability.POWER_LOSS, keep_sent_s: float = DEFAULT_KEEP_SENT_S,
+                 keep_sent_bytes: int = DEFAULT_KEEP_SENT_BYTES) -> None:  # fmt: skip
         if max_bytes <= 0 or max_age_s <= 0:
             raise ValueError("buffer bounds must be positive")
+        if keep_sent_s < 0 or keep_sent_bytes < 0:
+            raise ValueError("the bounds of the sent batches kept must not be negative")
+        self._keep_sent_ms = int(keep_sent_s * 1000)
+        self._keep_sent_bytes = keep_sent_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._max_bytes = max_bytes
@@ -119,6 +142,9 @@ class Buffer:
             " FROM batches"
         ).fetchone()
         self._depth, self._readings, self._bytes, self._oldest = depth, readings, size, oldest
+        self._kept, self._kept_bytes = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM sent"
+        ).fetchone()
         if depth:
             logger.info("buffer %s holds %d batches (%d readings) from before the restart", path.name,
                         depth, readings)  # fmt: skip
@@ -188,11 +214,13 @@ class Buffer:
                 self.path.name, why, batches, readings, self._counters["dropped_batches"],
             )  # fmt: skip
 
-    def ack(self, seqs: Iterable[int]) -> int:
-        """Delete batches the broker acknowledged; returns how many were still held."""
+    def ack(self, seqs: Iterable[int], now_ms: int | None = None) -> int:
+        """Move batches the broker acknowledged out of the queue (kept for a resend request while
+        the bounds allow); returns how many were still held."""
         keys = [(seq,) for seq in seqs]
         if not keys:
             return 0
+        now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
         with self._lock:
             self._db.execute("PRAGMA synchronous=NORMAL")  # a lost delete only means a resend
             self._db.execute("BEGIN IMMEDIATE")
@@ -202,8 +230,18 @@ class Buffer:
                     f"FROM batches WHERE seq IN ({','.join('?' * len(keys))})",
                     [k[0] for k in keys],
                 ).fetchone()
+                if self._keep_sent_ms and self._keep_sent_bytes:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO sent (seq, created_ms, acked_ms, readings, payload)"
+                        " SELECT seq, created_ms, ?, readings, payload FROM batches WHERE seq = ?",
+                        [(now_ms, k[0]) for k in keys],
+                    )
                 self._db.executemany("DELETE FROM batches WHERE seq = ?", keys)
                 self._bump({"acked_batches": found[0], "acked_readings": found[1]})
+                if self._keep_sent_ms and self._keep_sent_bytes:
+                    self._kept += found[0]  # (a resent batch left the sent table when it was queued again)
+                    self._kept_bytes += found[2]
+                    self._evict_sent(now_ms)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -216,6 +254,53 @@ class Buffer:
             self._bytes -= found[2]
             self._oldest = self._oldest_created()
             return int(found[0])
+
+    def _evict_sent(self, now_ms: int) -> None:
+        """Forget the oldest kept batches beyond the keep bounds (inside the caller's transaction).
+
+        Kept batches leave in sequence order, close to the order they were acknowledged in, a few
+        at a time: each acknowledgement evicts about as much as it added.
+        """
+        while self._kept:
+            rows = self._db.execute(
+                "SELECT seq, acked_ms, length(payload) FROM sent ORDER BY seq LIMIT 64"
+            ).fetchall()
+            cut, freed, count = None, 0, 0
+            for seq, acked_ms, size in rows:
+                if (
+                    self._kept_bytes - freed <= self._keep_sent_bytes
+                    and now_ms - acked_ms <= self._keep_sent_ms
+                ):
+                    break
+                cut, freed, count = seq, freed + size, count + 1
+            if cut is None:
+                return
+            self._db.execute("DELETE FROM sent WHERE seq <= ?", (cut,))
+            self._kept -= count
+            self._kept_bytes -= freed
+            if count < len(rows):
+                return
+
+    def resend(self, first_seq: int, last_seq: int) -> int:
+        """Put the kept batches numbered first..last back into the queue (ingest never got them);
+        how many. Batches still queued are on their way anyway; forgotten ones are gone."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = self._db.execute(
+                    "INSERT OR IGNORE INTO batches (seq, created_ms, readings, payload)"
+                    " SELECT seq, created_ms, readings, payload FROM sent WHERE seq BETWEEN ? AND ?",
+                    (first_seq, last_seq),
+                ).rowcount
+                self._db.execute("DELETE FROM sent WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
+                self._bump({"resent_batches": moved})
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._reload()
+                raise
+            self._reload()
+            return int(moved)
 
     def _oldest_created(self) -> int | None:
         """Creation time of the first batch in line (the lowest sequence number)."""
@@ -236,6 +321,9 @@ class Buffer:
             "SELECT count(*), coalesce(sum(readings), 0), coalesce(sum(length(payload)), 0), min(created_ms)"
             " FROM batches"
         ).fetchone()
+        self._kept, self._kept_bytes = self._db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM sent"
+        ).fetchone()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -251,12 +339,7 @@ class Buffer:
 
     def stats(self) -> Stats:
         with self._lock:
-            c = self._counters
-            return Stats(
-                self._depth, self._readings, self._bytes, self._oldest, c["next_seq"], c["put_batches"],
-                c["put_readings"], c["dropped_batches"], c["dropped_readings"], c["acked_batches"],
-                c["acked_readings"],
-            )  # fmt: skip
+            return _stats(self._counters, self._depth, self._readings, self._bytes, self._oldest, self._kept)
 
     @property
     def next_seq(self) -> int:
@@ -277,6 +360,19 @@ def read_stats(path: Path) -> Stats:
             "SELECT count(*), coalesce(sum(readings), 0), coalesce(sum(length(payload)), 0), min(created_ms)"
             " FROM batches"
         ).fetchone()
+        try:
+            kept = int(db.execute("SELECT count(*) FROM sent").fetchone()[0])
+        except sqlite3.OperationalError:  # a buffer file from before the sent table
+            kept = 0
     finally:
         db.close()
-    return Stats(depth, readings, size, oldest, *(int(counters.get(n, 0)) for n in _COUNTERS))
+    return _stats(counters, depth, readings, size, oldest, kept)
+
+
+def _stats(
+    counters: dict[str, int], depth: int, readings: int, size: int, oldest: int | None, kept: int
+) -> Stats:
+    c = {name: int(counters.get(name, 0)) for name in _COUNTERS}
+    return Stats(depth, readings, size, oldest, c["next_seq"], c["put_batches"], c["put_readings"],
+                 c["dropped_batches"], c["dropped_readings"], c["acked_batches"], c["acked_readings"],
+                 c["resent_batches"], kept)  # fmt: skip

@@ -15,7 +15,9 @@ backlog and is sent again: ingest stores each reading once however often it arri
 
 Besides batches the client publishes the retained ``online`` status (``offline`` is its last
 will), the retained health heartbeat, and listens to the platform's clock tick (to measure the
-clock offset) and to the gateway's ``config`` topic.
+clock offset), to the gateway's ``config`` topic and to its ``resend`` topic: ingest names there
+batches it never received (a broker can acknowledge a batch and then drop it), and the ones the
+buffer still keeps go out again as backlog.
 
 paho calls back on its own network thread while holding its message lock, so this class never
 calls paho while holding its own lock, and the pump that feeds paho is entered by one thread at a
@@ -36,6 +38,7 @@ import paho.mqtt.client as mqtt
 
 from gateway_agent.buffer import Buffer, Stored
 from hazardwatch import wire
+from hazardwatch.errors import WireError
 from hazardwatch.mqttconn import make_client
 from hazardwatch.settings import MqttAddress
 
@@ -74,6 +77,7 @@ class Publisher:
         self._status_topic = wire.status_topic(enterprise, gateway)
         self._health_topic = wire.health_topic(enterprise, gateway)
         self._config_topic = wire.config_topic(enterprise, gateway)
+        self._resend_topic = wire.resend_topic(enterprise, gateway)
         self._lock = threading.Lock()  # guards the in-flight maps, cursors and counters
         self._pump_lock = threading.Lock()  # one feeder at a time, never waited for
         self._pump_again = False
@@ -85,6 +89,7 @@ class Publisher:
         self._live_from = buffer.next_seq  # batches numbered from here on are live
         self._live_cursor = self._live_from - 1
         self._replay_cursor = 0
+        self._replay_below = self._live_from  # the backlog pass covers batches numbered below this
         self._stopping = False
         self.connected = threading.Event()
         self.clock_offset_ms: int | None = None  # platform clock minus ours, from its tick
@@ -93,6 +98,7 @@ class Publisher:
         self.replayed = 0  # of which from the backlog
         self.acked = 0  # batches the broker acknowledged in this run
         self.acked_readings = 0
+        self.resent = 0  # batches put back in the queue at ingest's request, in this run
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -202,13 +208,14 @@ class Publisher:
                 return live[0], False
             while True:
                 backlog = self.buffer.next_after(
-                    self._replay_cursor, below=self._live_from, limit=self._window
+                    self._replay_cursor, below=self._replay_below, limit=self._window
                 )
                 if not backlog:
                     return None
+                acked = set(self._acked)  # acknowledged, still in the buffer until the flush
                 for stored in backlog:
                     self._replay_cursor = stored.seq
-                    if stored.seq not in self._handed:
+                    if stored.seq not in self._handed and stored.seq not in acked:
                         return stored, True
 
     def _hand_over(self, stored: Stored, replay: bool) -> None:
@@ -276,12 +283,13 @@ class Publisher:
             self._live_from = self.buffer.next_seq
             self._live_cursor = self._live_from - 1
             self._replay_cursor = 0
+            self._replay_below = self._live_from
             self.connects += 1
         backlog = self.buffer.stats().depth
         logger.info("gateway %s/%s connected to %s:%s (session %s); %d batches to replay", self.enterprise,
                     self.gateway, self._address.host, self._address.port,
                     "resumed" if flags.session_present else "new", backlog)  # fmt: skip
-        client.subscribe([(wire.CLOCK_TOPIC, 0), (self._config_topic, 1)])
+        client.subscribe([(wire.CLOCK_TOPIC, 0), (self._config_topic, 1), (self._resend_topic, 1)])
         self.connected.set()
         self._publish_other(self._status_topic, wire.status_payload(True), retain=True)
         self._pump()
@@ -309,9 +317,30 @@ class Publisher:
                 self._on_clock(bytes(message.payload))
             elif message.topic == self._config_topic and self._on_config is not None:
                 self._on_config(bytes(message.payload))
+            elif message.topic == self._resend_topic:
+                self._on_resend(bytes(message.payload))
         except Exception:
             logger.exception("gateway %s/%s: message on %s not handled", self.enterprise, self.gateway,
                              message.topic)  # fmt: skip
+
+    def _on_resend(self, payload: bytes) -> None:
+        try:
+            first, last = wire.decode_resend(payload)
+        except WireError as err:
+            logger.warning("gateway %s/%s: resend request ignored: %s", self.enterprise, self.gateway, err)
+            return
+        if first >= self.buffer.next_seq:
+            return  # not numbered here (yet): nothing to send
+        queued = self.buffer.resend(first, last)
+        with self._lock:
+            # the backlog pass takes them, live ones already handed over included (sent, then lost)
+            self._replay_cursor = min(self._replay_cursor, first - 1)
+            self._replay_below = max(self._replay_below, min(last + 1, self._live_cursor + 1))
+            self.resent += queued
+        logger.log(logging.WARNING if queued else logging.INFO,
+                   "gateway %s/%s: ingest never received batches %d..%d; %d of them sent again",
+                   self.enterprise, self.gateway, first, last, queued)  # fmt: skip
+        self._pump()
 
     def _on_clock(self, payload: bytes) -> None:
         try:

@@ -154,12 +154,12 @@ class PrivateMosquitto:
             f"listener {self.port} 127.0.0.1",
             *self._listener_options,
             f"allow_anonymous {'true' if self._allow_anonymous else 'false'}",
-            *self._options,
             f"persistence {'true' if self.persistent else 'false'}",
             f"persistence_location {self.root}/",
             "max_inflight_messages 100",
             "max_queued_messages 1000000",
             f"log_dest file {self.log_path}",
+            *self._options,  # last: an option given here overrides the defaults above
         ]
         if os.geteuid() == 0:
             lines.append(f"user {self._broker_user()}")

@@ -53,6 +53,37 @@ def config_topic(enterprise: str, gateway: str) -> str:
     return f"{TOPIC_ROOT}/{enterprise}/{gateway}/config"
 
 
+def resend_topic(enterprise: str, gateway: str) -> str:
+    """The platform asks the gateway here to send batches again that it never received."""
+    return f"{TOPIC_ROOT}/{enterprise}/{gateway}/resend"
+
+
+MAX_RESEND_BATCHES = 1000  # one request names at most this many batches
+
+
+def resend_payload(first_seq: int, last_seq: int) -> bytes:
+    """A resend request: ``{"v": 1, "from": first seq, "to": last seq}`` (JSON, both inclusive)."""
+    return json.dumps({"v": VERSION, "from": first_seq, "to": last_seq}).encode()
+
+
+def decode_resend(payload: bytes) -> tuple[int, int]:
+    """The (first, last) sequence numbers of a resend request; WireError when it is not one."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError) as err:
+        raise WireError(f"malformed resend request: {err}") from err
+    if not isinstance(doc, dict) or doc.get("v") != VERSION:
+        raise WireError("a resend request is a JSON object with v = 1")
+    first, last = doc.get("from"), doc.get("to")
+    if not (isinstance(first, int) and isinstance(last, int) and _is_count(first) and _is_count(last)):
+        raise WireError("a resend request needs integer 'from' and 'to'")
+    if not 0 < first <= last:
+        raise WireError("a resend request needs 0 < from <= to")
+    if last - first >= MAX_RESEND_BATCHES:
+        raise WireError(f"a resend request names at most {MAX_RESEND_BATCHES} batches")
+    return first, last
+
+
 def alarms_topic(region: str, enterprise: str) -> str:
     return f"{TOPIC_ROOT}/alarms/{region}/{enterprise}"
 

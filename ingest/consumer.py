@@ -120,15 +120,23 @@ class Consumer:
             self._pipeline.close()
 
     def _tick(self) -> None:
-        """Every few seconds: the platform's clock to the agents, and the rules' clock (STALE)."""
+        """Every few seconds: the platform's clock to the agents, the rules' clock (STALE), and
+        requests for batches a gateway numbered and the broker never delivered."""
         if self.connected.is_set():
             self._client.publish(wire.CLOCK_TOPIC, wire.clock_payload(), qos=0)
         if not self.subscribed.is_set():
             return  # nothing has been heard yet: silence means nothing
         try:
             self._pipeline.tick()
+            requests = self._pipeline.resend_requests()
         except psycopg.OperationalError as err:
             logger.debug("rules clock tick skipped, database unavailable: %s", err)
+            return
+        for r in requests:
+            logger.warning("gateway %s/%s: batches %d..%d never arrived; asking for them again (request %d)",
+                           r.enterprise, r.gateway, r.first_seq, r.last_seq, r.attempt)  # fmt: skip
+            self._client.publish(wire.resend_topic(r.enterprise, r.gateway),
+                                 wire.resend_payload(r.first_seq, r.last_seq), qos=1)  # fmt: skip
 
     def _take(self) -> list[Message]:
         try:

@@ -73,6 +73,20 @@ MAX_WARM_UP_MS = 2 * 3_600_000  # longer delays or windows fill again from live 
 class Limits:
     max_age_days: float = 30.0  # older readings are beyond raw retention
     max_future_s: float = 300.0  # newer readings come from a gateway with a wrong clock
+    resend_after_s: float = 30.0  # a gap open this long is asked for again…
+    resend_every_s: float = 60.0  # …and again this often while it stays open…
+    resend_attempts: int = 5  # …this many times; then its batches count as lost
+
+
+@dataclass(frozen=True, slots=True)
+class ResendRequest:
+    """Batches a gateway numbered and ingest never received, to ask it for again."""
+
+    enterprise: str
+    gateway: str
+    first_seq: int
+    last_seq: int
+    attempt: int
 
 
 class Pipeline:
@@ -188,6 +202,46 @@ class Pipeline:
             if conn.closed or conn.broken:
                 self._conn = None
             raise
+
+    def resend_requests(self) -> list[ResendRequest]:
+        """The gaps of this worker's gateways due to be asked for again (recorded as asked).
+
+        A gap opened by live data ahead of an outage's backlog closes by itself as the backlog
+        arrives; one still open after ``resend_after_s`` holds batches the broker acknowledged and
+        did not deliver. Each request names at most ``wire.MAX_RESEND_BATCHES`` batches.
+        """
+        conn = self._connection()
+        self._load_index(conn)
+        assert self._index is not None  # noqa: S101 - loaded above
+        limits = self._limits
+        try:
+            with conn.transaction():
+                rows = conn.execute(
+                    "UPDATE gateway_seq_gaps s"
+                    " SET resend_requested_at = now(), resend_requests = resend_requests + 1"
+                    " FROM gateways g JOIN enterprises e ON e.id = g.enterprise_id"
+                    " WHERE g.id = s.gateway_id AND s.gateway_id = ANY(%s) AND s.resend_requests < %s"
+                    " AND s.opened_at < now() - make_interval(secs => %s)"
+                    " AND (s.resend_requested_at IS NULL"
+                    "      OR s.resend_requested_at < now() - make_interval(secs => %s))"
+                    " RETURNING e.code, g.code, s.first_seq, s.last_seq, s.resend_requests",
+                    (list(self._index.gateways.values()), limits.resend_attempts, limits.resend_after_s,
+                     limits.resend_every_s),
+                ).fetchall()  # fmt: skip
+        except BaseException:
+            if conn.closed or conn.broken:
+                self._conn = None
+            raise
+        requests = []
+        for enterprise, gateway, first, last, attempt in rows:
+            first, last, attempt = int(str(first)), int(str(last)), int(str(attempt))
+            last = min(last, first + wire.MAX_RESEND_BATCHES - 1)
+            requests.append(ResendRequest(str(enterprise), str(gateway), first, last, attempt))
+            if attempt >= limits.resend_attempts:
+                logger.warning("gateway %s/%s: batches %d..%d asked for %d times and not received; the "
+                               "last request went out (they count as lost unless they still come)",
+                               enterprise, gateway, first, last, attempt)  # fmt: skip
+        return requests
 
     def process(self, messages: list[Message]) -> StepResult:
         conn = self._connection()
@@ -341,18 +395,21 @@ def _record_sequence(conn: Conn, gateway_id: int, seq: int, at: datetime) -> Non
         return
     gap = conn.execute(
         "DELETE FROM gateway_seq_gaps WHERE gateway_id = %s AND first_seq <= %s AND last_seq >= %s"
-        " RETURNING first_seq, last_seq, opened_at",
+        " RETURNING first_seq, last_seq, opened_at, resend_requested_at",
         (gateway_id, seq, seq),
     ).fetchone()
     if gap is None:
         return  # a duplicate: nothing was missing
-    first, last_missing, opened_at = int(str(gap[0])), int(str(gap[1])), gap[2]
+    first, last_missing, opened_at, requested_at = int(str(gap[0])), int(str(gap[1])), gap[2], gap[3]
     for a, b in ((first, seq - 1), (seq + 1, last_missing)):
         if a <= b:
+            # the rest keeps its age and when it was asked for (no second ask while one is answered);
+            # a batch arriving is progress, so its count of requests starts again
             conn.execute(
-                "INSERT INTO gateway_seq_gaps (gateway_id, first_seq, last_seq, opened_at)"
-                " VALUES (%s, %s, %s, %s)",
-                (gateway_id, a, b, opened_at),
+                "INSERT INTO gateway_seq_gaps"
+                " (gateway_id, first_seq, last_seq, opened_at, resend_requested_at, resend_requests)"
+                " VALUES (%s, %s, %s, %s, %s, 0)",
+                (gateway_id, a, b, opened_at, requested_at),
             )
     conn.execute(
         "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = %s WHERE id = %s", (at, gateway_id)

@@ -8,7 +8,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,16 +72,19 @@ def plant_on_ports(modbus_port: int, opcua_port: int) -> Plant:
 
 
 @contextmanager
-def private_mosquitto(store: Path | None = None, port: int | None = None) -> Iterator[int]:
+def private_mosquitto(
+    store: Path | None = None, port: int | None = None, options: Sequence[str] = ()
+) -> Iterator[int]:
     """A Mosquitto broker of the test's own; yields its port.
 
     Without ``store`` it keeps nothing on disk. With ``store`` it persists sessions and queued
     messages there, so starting it again on the same store and port is a broker restart.
+    ``options`` are broker configuration lines (e.g. ``max_queued_messages 5``).
     """
     port = port or free_port()
     with contextlib.ExitStack() as stack:
         root = store or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        broker = PrivateMosquitto(root, port, persistent=store is not None)
+        broker = PrivateMosquitto(root, port, persistent=store is not None, options=options)
         broker.start()
         try:
             yield port

@@ -523,6 +523,13 @@ class BufferPolicy(_Model):
     durability: Literal["power-loss", "process-crash"] = Field(
         "power-loss", description="power-loss: fsync every batch; process-crash: survive kill -9 only"
     )
+    keep_sent_h: float = Field(
+        24,
+        ge=0,
+        le=8_760,
+        description="acknowledged batches kept this long for ingest's resend requests (0: none)",
+    )
+    keep_sent_mb: float = Field(128, ge=0, le=1_000_000, description="size bound in MiB of the batches kept")
 
 
 class Gateway(_Model):
