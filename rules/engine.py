@@ -107,10 +107,12 @@ class EngineState:
     low: npt.NDArray[np.int8]
     fault: npt.NDArray[np.int8]
     last_ts: npt.NDArray[np.int64]
-    high_raw: npt.NDArray[np.int8]  # raw levels (before the delays) and since when they hold
-    high_since: npt.NDArray[np.int64]
+    high_raw: npt.NDArray[np.int8]  # raw levels (before the delays)…
+    high_since: npt.NDArray[np.int64]  # …since when the raw level is on its side of H (of L)…
+    high_since2: npt.NDArray[np.int64]  # …and on its side of HH (of LL)
     low_raw: npt.NDArray[np.int8]
     low_since: npt.NDArray[np.int64]
+    low_since2: npt.NDArray[np.int64]
     roc: npt.NDArray[np.int8]
     frozen: npt.NDArray[np.int8]
     predict: npt.NDArray[np.int8]
@@ -121,8 +123,9 @@ class EngineState:
     history: History  # valid readings inside each tag's window
     composite: CompositeState = field(default_factory=lambda: CompositeState.empty(0, 0))
 
-    _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "low_raw", "low_since", "roc",
-               "frozen", "predict", "last_value", "last_move", "stale", "watched_from")  # fmt: skip
+    _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "high_since2", "low_raw",
+               "low_since", "low_since2", "roc", "frozen", "predict", "last_value", "last_move", "stale",
+               "watched_from")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> EngineState:
@@ -133,8 +136,10 @@ class EngineState:
             last_ts=np.full(n, np.iinfo(np.int64).min, np.int64),
             high_raw=np.zeros(n, np.int8),
             high_since=np.full(n, LONG_AGO, np.int64),
+            high_since2=np.full(n, LONG_AGO, np.int64),
             low_raw=np.zeros(n, np.int8),
             low_since=np.full(n, LONG_AGO, np.int64),
+            low_since2=np.full(n, LONG_AGO, np.int64),
             roc=np.zeros(n, np.int8),
             frozen=np.zeros(n, np.int8),
             predict=np.zeros(n, np.int8),
@@ -186,10 +191,10 @@ class RuleEngine:
         st.composite.pending = True
         if condition == Condition.HIGH:
             st.high[i] = st.high_raw[i] = level
-            st.high_since[i] = LONG_AGO
+            st.high_since[i] = st.high_since2[i] = LONG_AGO
         elif condition == Condition.LOW:
             st.low[i] = st.low_raw[i] = level
-            st.low_since[i] = LONG_AGO
+            st.low_since[i] = st.low_since2[i] = LONG_AGO
         else:
             levels = {Condition.FAULT: st.fault, Condition.ROC: st.roc, Condition.FROZEN: st.frozen,
                       Condition.PREDICT: st.predict, Condition.STALE: st.stale}  # fmt: skip
@@ -290,10 +295,10 @@ class RuleEngine:
         on_delay, off_delay = cfg.on_delay_ms[idx], cfg.off_delay_ms[idx]
         high_raw = high_levels(values, valid, h, hh, deadband, st.high_raw[tags], runs)
         low_raw = low_levels(values, valid, low_, lowlow, deadband, st.low_raw[tags], runs)
-        high, high_since = delayed(high_raw, st.high_raw[tags], st.high_since[tags], st.high[tags], on_delay,
-                                   off_delay, ts, runs)  # fmt: skip
-        low, low_since = delayed(low_raw, st.low_raw[tags], st.low_since[tags], st.low[tags], on_delay,
-                                 off_delay, ts, runs)  # fmt: skip
+        high, high_since = delayed(high_raw, st.high_raw[tags], (st.high_since[tags], st.high_since2[tags]),
+                                   st.high[tags], on_delay, off_delay, ts, runs)  # fmt: skip
+        low, low_since = delayed(low_raw, st.low_raw[tags], (st.low_since[tags], st.low_since2[tags]),
+                                 st.low[tags], on_delay, off_delay, ts, runs)  # fmt: skip
 
         high_limit = np.where(high == 2, hh, np.where(high == 1, h, np.nan))
         low_limit = np.where(low == 2, lowlow, np.where(low == 1, low_, np.nan))
@@ -309,9 +314,9 @@ class RuleEngine:
         st.high[tags] = high[last]
         st.low[tags] = low[last]
         st.high_raw[tags] = high_raw[last]
-        st.high_since[tags] = high_since[last]
+        st.high_since[tags], st.high_since2[tags] = high_since[0][last], high_since[1][last]
         st.low_raw[tags] = low_raw[last]
-        st.low_since[tags] = low_since[last]
+        st.low_since[tags], st.low_since2[tags] = low_since[0][last], low_since[1][last]
         st.fault[tags] = fault[last]
         st.last_ts[tags] = ts[last]
         heard_again = st.stale[tags] == 1  # the first reading of a silent tag ends its silence

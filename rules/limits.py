@@ -110,22 +110,32 @@ def _two_levels(one_set: Bools, one_reset: Bools, two_set: Bools, two_reset: Boo
     return levels
 
 
-def delayed(raw: npt.NDArray[np.int8], seed_raw: npt.NDArray[np.int8], seed_since: Ints,
+def delayed(raw: npt.NDArray[np.int8], seed_raw: npt.NDArray[np.int8], seed_since: tuple[Ints, Ints],
             seed_level: npt.NDArray[np.int8], on_delay_ms: Ints, off_delay_ms: Ints, ts: Ints,
-            runs: Runs) -> tuple[npt.NDArray[np.int8], Ints]:  # fmt: skip
-    """Alarm levels after on/off-delay, and since when each reading's raw level has held.
+            runs: Runs) -> tuple[npt.NDArray[np.int8], tuple[Ints, Ints]]:  # fmt: skip
+    """Alarm levels after on/off-delay, and since when each reading's side of each limit has held.
 
-    A reading is an event when its raw level has held for that level's delay (on-delay above
-    normal, off-delay at normal); the alarm level is the raw level of the last event, or the
-    tag's level before the batch when there was none. The delays are per reading, the seeds
-    (the tag's raw level, since when, and alarm level before the batch) per run.
+    Each limit (level 1: H or L, level 2: HH or LL) has its own delays: its alarm comes once the
+    raw level has been at or beyond it for the on-delay, and goes once it has been short of it
+    for the off-delay. A value climbing from H to HH therefore raises H after the on-delay from
+    crossing H, not from the last step between H and HH; and HH falling back to H holds HH for
+    the off-delay. The delays are per reading, the seeds (the tag's raw level, since when each
+    limit's side holds, and the alarm level before the batch) per run.
     """
     if raw.size == 0:
-        return raw.copy(), np.zeros(0, np.int64)
-    change = raw != previous_in_group(raw, seed_raw, runs)
-    since = fill(change, ts, seed_since, runs)
-    event = ts - since >= np.where(raw > 0, on_delay_ms, off_delay_ms)
-    return fill(event, raw, seed_level, runs), since
+        return raw.copy(), (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    level = np.zeros(raw.size, np.int8)
+    sinces = []
+    for k, seed_k in ((1, seed_since[0]), (2, seed_since[1])):
+        beyond = raw >= k
+        change = beyond != previous_in_group(beyond, seed_raw >= k, runs)
+        since = fill(change, ts, seed_k, runs)
+        held = ts - since
+        on = beyond & (held >= on_delay_ms)
+        off = ~beyond & (held >= off_delay_ms)
+        level += latch(on, off, seed_level >= k, runs).view(np.int8)
+        sinces.append(since)
+    return level, (sinces[0], sinces[1])
 
 
 def tag_time_order(idx: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:

@@ -34,7 +34,8 @@ class Reference:
     fault: dict[int, int] = field(default_factory=dict)
     last: dict[int, int] = field(default_factory=dict)
     raw: dict[tuple[str, int], int] = field(default_factory=dict)  # levels before the delays…
-    since: dict[tuple[str, int], int] = field(default_factory=dict)  # …and since when they hold
+    beyond: dict[tuple[str, int, int], bool] = field(default_factory=dict)  # …at or beyond limit k…
+    since: dict[tuple[str, int, int], int] = field(default_factory=dict)  # …and since when
     window: dict[tuple[str, int], int] = field(default_factory=dict)  # ROC, FROZEN, PREDICT levels
     history: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # valid (ts, value)
     last_value: dict[int, float] = field(default_factory=dict)
@@ -119,14 +120,25 @@ class Reference:
         time_to = (target - fitted) / slope
         return 0 < time_to <= response
 
-    def _delay(self, name: str, i: int, ts: int, raw: int) -> int | None:
-        """The alarm level once ``raw`` has held for its delay, else None (the level stays)."""
-        key = (name, i)
-        if raw != self.raw.get(key, 0):
-            self.raw[key] = raw
-            self.since[key] = ts
-        delay = self.cfg.on_delay_ms[i] if raw > 0 else self.cfg.off_delay_ms[i]
-        return raw if ts - self.since.get(key, LONG_AGO) >= delay else None
+    def _delay(self, name: str, i: int, ts: int, raw: int, level: int) -> int:
+        """The alarm level after this reading: per limit k (1: H or L, 2: HH or LL) on once the raw
+        level has been at or beyond k for the on-delay, off once short of k for the off-delay."""
+        self.raw[(name, i)] = raw
+        new = 0
+        for k in (1, 2):
+            key = (name, i, k)
+            beyond = raw >= k
+            if beyond != self.beyond.get(key, False):
+                self.beyond[key] = beyond
+                self.since[key] = ts
+            held = ts - self.since.get(key, LONG_AGO)
+            on = level >= k
+            if beyond and held >= self.cfg.on_delay_ms[i]:
+                on = True
+            elif not beyond and held >= self.cfg.off_delay_ms[i]:
+                on = False
+            new += on
+        return new
 
     def step(self, i: int, ts: int, value: float, quality: int) -> list[tuple[int, str, int, int]]:
         cfg = self.cfg
@@ -151,15 +163,15 @@ class Reference:
             raw_high = _side(self.raw.get(("HIGH", i), 0), value, float(cfg.h[i]), float(cfg.hh[i]), db)
             raw_low = _side(self.raw.get(("LOW", i), 0), -value, -float(cfg.l[i]), -float(cfg.ll[i]), db)
             for name, table, raw in (("HIGH", self.high, raw_high), ("LOW", self.low, raw_low)):
-                new = self._delay(name, i, ts, raw)
-                if new is not None and new != table.get(i, 0):
+                new = self._delay(name, i, ts, raw, table.get(i, 0))
+                if new != table.get(i, 0):
                     out.append((tag_id, name, new, ts))
                     table[i] = new
         else:
             for name, table in (("HIGH", self.high), ("LOW", self.low)):  # a held raw level may mature
                 held = self.raw.get((name, i), 0)
-                new = self._delay(name, i, ts, held)
-                if new is not None and new != table.get(i, 0):
+                new = self._delay(name, i, ts, held, table.get(i, 0))
+                if new != table.get(i, 0):
                     out.append((tag_id, name, new, ts))
                     table[i] = new
         if valid:

@@ -127,6 +127,29 @@ def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -
     assert run((180, 80.0)) == [("HIGH", 0, 180)]  # normal since 150: cleared after the off-delay
 
 
+def test_each_limit_has_its_own_delays_so_a_climb_from_h_to_hh_still_raises_h() -> None:
+    """The overfill seen on a plant: above H 83 s, above HH 33 s of it, a 60 s on-delay: H at 60 s."""
+    engine = RuleEngine(config(delays=[(60_000, 30_000), (0, 0), (0, 0)]))
+    s = 1000
+
+    def run(*readings: tuple[int, float]) -> list[tuple[str, int, int]]:
+        ts = np.array([t * s for t, _ in readings], dtype=np.int64)
+        values = np.array([v for _, v in readings])
+        got = engine.evaluate(
+            np.zeros(len(readings), np.int64), ts, values, np.zeros(len(readings), np.int16)
+        )
+        return [(str(t.condition), t.level, t.ts_ms // s) for t in got]
+
+    assert run((0, 86.0), (25, 88.0), (50, 91.0), (59, 92.0)) == []  # H crossed at 0, HH at 50
+    assert run((60, 92.0)) == [("HIGH", 1, 60)]  # H held 60 s, though HH came in between
+    assert run((83, 80.0), (100, 80.0)) == []  # HH never held its 60 s; normal not held 30 s yet
+    assert run((113, 80.0)) == [("HIGH", 0, 113)]
+    # up to HH and back to H: HH holds for its off-delay, then H stays while the value is above H
+    assert run((200, 95.0), (260, 95.0)) == [("HIGH", 2, 260)]
+    assert run((270, 87.0), (290, 87.0)) == []
+    assert run((300, 87.0)) == [("HIGH", 1, 300)]
+
+
 def window_config() -> TagConfig:
     """Tag 0: ROC 20 per 5; tag 1: frozen within 0.5 for 6; tag 2: predicts H/HH within 8 from a 10 window."""
     base = config(delays=DELAYS)
