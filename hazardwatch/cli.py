@@ -123,7 +123,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         try:
             state = request_scenario(
                 control, args.scenario, enterprise=args.enterprise, tag=args.tag, rate=args.rate,
-                spread=args.spread,
+                spread=args.spread, hold_s=args.hold,
             )  # fmt: skip
         except SimulatorUnreachable:
             print(f"no simulator answers at {control[0]}:{control[1]}; starting one for {args.scenario}")
@@ -139,6 +139,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         enterprise=args.enterprise,
         rate=args.rate,
         spread=args.spread,
+        hold_s=args.hold,
     )
     return 0
 
@@ -460,6 +461,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", help="tag code the scenario acts on (default: the first fitting tag)")
     p.add_argument("--enterprise", help="enterprise code of --tag")
     p.add_argument("--rate", type=float, help="climb rate in %% of span per second")
+    p.add_argument("--hold", type=float, metavar="S",
+                   help="an excursion's seconds at its peak (default: the tag's on-delay + 5 s, so it"
+                        " alarms)")  # fmt: skip
     p.add_argument("--spread", type=int, default=0, metavar="N",
                    help="gas-leak: the leak also reaches N more detectors of the same area, each a little"
                         " later (default 0)")  # fmt: skip

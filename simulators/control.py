@@ -39,6 +39,9 @@ class ScenarioRequest(BaseModel):
     tag: str | None = Field(None, max_length=64, description="tag code; default: the scenario's default tag")
     rate: float | None = Field(None, gt=0, le=100, description="climb rate of an excursion, % of span per s")
     spread: int = Field(0, ge=0, le=10, description="gas-leak: more detectors of the same area it reaches")
+    hold_s: float | None = Field(
+        None, ge=0, le=3600, description="an excursion's time at its peak; default: the tag's on-delay + 5 s"
+    )
 
 
 def _error(message: str) -> web.Response:
@@ -56,7 +59,12 @@ async def _post_scenario(request: web.Request) -> web.Response:
     model = request.app[MODEL_KEY]
     try:
         state = model.start_scenario(
-            spec.name, enterprise=spec.enterprise, tag=spec.tag, rate=spec.rate, spread=spec.spread
+            spec.name,
+            enterprise=spec.enterprise,
+            tag=spec.tag,
+            rate=spec.rate,
+            spread=spec.spread,
+            hold_s=spec.hold_s,
         )
     except ValueError as err:
         return _error(str(err))
@@ -121,13 +129,15 @@ def request_scenario(
     tag: str | None = None,
     rate: float | None = None,
     spread: int = 0,
+    hold_s: float | None = None,
     timeout: float = 3.0,
 ) -> dict[str, Any]:
     """Start a scenario on a running simulator and return its state.
 
     Raises SimulatorUnreachable when nothing answers, SimulatorError when the simulator refuses.
     """
-    body = {"name": name, "enterprise": enterprise, "tag": tag, "rate": rate, "spread": spread or None}
+    body = {"name": name, "enterprise": enterprise, "tag": tag, "rate": rate, "spread": spread or None,
+            "hold_s": hold_s}  # fmt: skip
     data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
     return _call(f"http://{control[0]}:{control[1]}/scenario", data, timeout)
 

@@ -112,6 +112,7 @@ class PlantModel:
         tag: str | None = None,
         rate: float | None = None,
         spread: int = 0,
+        hold_s: float | None = None,
     ) -> dict[str, Any]:
         """Start a scenario (replacing any running one) and return the state; ValueError if invalid.
 
@@ -127,8 +128,8 @@ class PlantModel:
         last = self._out[key].value
         if not math.isfinite(last):
             last = self._processes[key].value
-        active = begin(spec, key, self._tags[key], last, rate)
-        reached = self._reach(spec, key, rate, spread)
+        active = begin(spec, key, self._tags[key], last, rate, hold_s)
+        reached = self._reach(spec, key, rate, spread, hold_s)
         if self._active is not None or self._spread:
             if self._active is not None:
                 logger.info("scenario %s on %s replaced", self._active.spec.name, self._active.key)
@@ -140,7 +141,7 @@ class PlantModel:
         return self.state()
 
     def _reach(
-        self, spec: ScenarioSpec, key: TagKey, rate: float | None, spread: int
+        self, spec: ScenarioSpec, key: TagKey, rate: float | None, spread: int, hold_s: float | None
     ) -> list[ActiveScenario]:
         if spread <= 0:
             return []
@@ -157,7 +158,7 @@ class PlantModel:
             )
         base = rate if rate is not None else spec.rise_pct_s
         return [
-            begin(spec, k, self._tags[k], self._processes[k].value, base * 0.8 ** (n + 1))
+            begin(spec, k, self._tags[k], self._processes[k].value, base * 0.8 ** (n + 1), hold_s)
             for n, k in enumerate(neighbours[:spread])
         ]
 

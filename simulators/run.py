@@ -26,6 +26,7 @@ async def run(
     enterprise: str | None = None,
     rate: float | None = None,
     spread: int = 0,
+    hold_s: float | None = None,
     tick_s: float = 0.2,
     seed: int = 0,
     stop: asyncio.Event | None = None,
@@ -42,7 +43,9 @@ async def run(
         raise ValueError(f"tick_s must be positive, not {tick_s}")
     model = model if model is not None else PlantModel(plant, seed)
     if scenario is not None:
-        model.start_scenario(scenario, enterprise=enterprise, tag=tag, rate=rate, spread=spread)
+        model.start_scenario(
+            scenario, enterprise=enterprise, tag=tag, rate=rate, spread=spread, hold_s=hold_s
+        )
     stop = stop if stop is not None else asyncio.Event()
     modbus = ModbusSimulator(plant)
     opcua = OpcUaSimulator(plant)
@@ -100,6 +103,7 @@ async def _serve(
     enterprise: str | None,
     rate: float | None,
     spread: int,
+    hold_s: float | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,7 +113,7 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     try:
         await run(plant, control, scenario=scenario, tag=tag, enterprise=enterprise, rate=rate, spread=spread,
-                  stop=stop)  # fmt: skip
+                  hold_s=hold_s, stop=stop)  # fmt: skip
     finally:
         for sig in signals:
             with contextlib.suppress(NotImplementedError):
@@ -125,6 +129,7 @@ def serve(
     enterprise: str | None = None,
     rate: float | None = None,
     spread: int = 0,
+    hold_s: float | None = None,
 ) -> None:
     """Run the simulators until SIGINT or SIGTERM, then stop them cleanly."""
-    asyncio.run(_serve(plant, control, scenario, tag, enterprise, rate, spread))
+    asyncio.run(_serve(plant, control, scenario, tag, enterprise, rate, spread, hold_s))

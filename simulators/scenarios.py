@@ -1,9 +1,10 @@
 """Scenarios that drive one tag out of normal operation and back: excursions and transmitter faults.
 
 An excursion (``overfill``, ``gas-leak``) climbs from the tag's current value through its H and HH
-limits to a peak above the highest one, holds there, then falls back to the tag's normal value and
-ends. A fault (``sensor-fault``, ``sensor-freeze``) fails or freezes the transmitter for a while,
-then the tag recovers. Times are simulated seconds (the sum of the model's steps).
+limits to a peak above the highest one, holds there (at least the tag's on-delay and 5 s more, so
+it raises the alarm), then falls back to the tag's normal value and ends. A fault
+(``sensor-fault``, ``sensor-freeze``) fails or freezes the transmitter for a while, then the tag
+recovers. Times are simulated seconds (the sum of the model's steps).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     )
 }
 NORMAL = "normal"
+HOLD_MARGIN_S = 5.0
 SCENARIO_NAMES = (*sorted(SCENARIOS), NORMAL)
 
 
@@ -88,7 +90,8 @@ class ActiveScenario:
 
 
 class Excursion(ActiveScenario):
-    def __init__(self, spec: ExcursionSpec, key: TagKey, tag: Tag, start: float, rate: float | None) -> None:
+    def __init__(self, spec: ExcursionSpec, key: TagKey, tag: Tag, start: float, rate: float | None,
+                 hold_s: float | None = None) -> None:  # fmt: skip
         super().__init__(spec, key)
         climb = spec.rise_pct_s if rate is None else rate
         if not (math.isfinite(climb) and climb > 0):
@@ -96,7 +99,12 @@ class Excursion(ActiveScenario):
         self.peak = excursion_peak(tag, spec.overshoot_pct)
         self.up = climb * tag.span / 100.0
         self.down = self.up * spec.fall_factor
-        self.hold_s = spec.hold_s
+        if hold_s is not None and not (math.isfinite(hold_s) and hold_s >= 0):
+            raise ValueError(f"hold must be a number of seconds, not {hold_s}")
+        # by default at the peak long enough for the tag's on-delay to pass, so the excursion raises HH
+        self.hold_s = (
+            hold_s if hold_s is not None else max(spec.hold_s, tag.effective_delays_s[0] + HOLD_MARGIN_S)
+        )
         self.value = start
         self.phase = "rise"
 
@@ -138,12 +146,15 @@ class Fault(ActiveScenario):
         return SimValue(self.frozen, FaultMode.FROZEN)
 
 
-def begin(spec: ScenarioSpec, key: TagKey, tag: Tag, last: float, rate: float | None) -> ActiveScenario:
+def begin(spec: ScenarioSpec, key: TagKey, tag: Tag, last: float, rate: float | None,
+          hold_s: float | None = None) -> ActiveScenario:  # fmt: skip
     """Start spec on a tag whose last value was last."""
     if isinstance(spec, ExcursionSpec):
-        return Excursion(spec, key, tag, last, rate)
-    if rate is not None:
-        raise ValueError(f"rate applies to the excursions ({', '.join(excursion_names())}), not {spec.name}")
+        return Excursion(spec, key, tag, last, rate, hold_s)
+    if rate is not None or hold_s is not None:
+        raise ValueError(
+            f"rate and hold apply to the excursions ({', '.join(excursion_names())}), not {spec.name}"
+        )
     return Fault(spec, key, last)
 
 

@@ -97,10 +97,20 @@ def test_overfill_climbs_through_h_and_hh_and_drains_back(
     assert spec.limits.hh + 0.02 * spec.span < peak < spec.range[1]
     phases = [p for i, (p, _) in enumerate(trace) if i == 0 or trace[i - 1][0] != p]
     assert phases == ["rise", "hold", "fall", "idle"]
-    assert sum(0.2 for p, _ in trace if p == "hold") >= 3.0
-    assert model.time_s - start < within_s
+    hold = spec.effective_delays_s[0] + 5.0  # long enough for the on-delay: the overfill alarms
+    assert sum(0.2 for p, _ in trace if p == "hold") >= hold - 0.2
+    assert model.time_s - start < within_s + hold
     assert values[-1] < spec.limits.h - 0.05 * spec.span
     assert model.state()["last"]["outcome"] == "completed"
+
+
+def test_an_excursion_holds_its_peak_as_long_as_asked(sample_plant: Plant) -> None:
+    model = PlantModel(sample_plant, seed=5)
+    state = model.start_scenario("overfill", hold_s=2.0)
+    trace = drive(model, (state["enterprise"], state["tag"]))
+    assert 2.0 <= sum(0.2 for p, _ in trace if p == "hold") <= 2.0 + 0.4
+    with pytest.raises(ValueError, match="rate and hold apply to the excursions"):
+        model.start_scenario("sensor-fault", hold_s=2.0)
 
 
 def test_gas_leak_climbs_through_25_and_50_percent_lel_and_dissipates(sample_plant: Plant) -> None:
@@ -158,7 +168,7 @@ def test_normal_and_reset_end_a_scenario(sample_plant: Plant) -> None:
         ({"name": "overfill", "tag": "LT999"}, "valid level tags"),
         ({"name": "gas-leak", "enterprise": "E000"}, "valid enterprises: E330110001, E330281002"),
         ({"name": "overfill", "rate": -1.0}, "rate must be a positive"),
-        ({"name": "sensor-fault", "rate": 2.0}, "rate applies to the excursions"),
+        ({"name": "sensor-fault", "rate": 2.0}, "rate and hold apply to the excursions"),
     ],
 )
 def test_invalid_scenarios_say_what_is_valid(

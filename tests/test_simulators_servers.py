@@ -122,7 +122,7 @@ async def test_opcua_serves_namespace_2_with_units_and_timestamps(simulator: Run
 
 async def test_a_scenario_started_over_http_shows_on_modbus(simulator: Running) -> None:
     state = await asyncio.to_thread(
-        request_scenario, simulator.control, "overfill", enterprise=LPG, tag="LT101", rate=25.0
+        request_scenario, simulator.control, "overfill", enterprise=LPG, tag="LT101", rate=25.0, hold_s=4.0
     )
     assert (state["scenario"], state["tag"], state["phase"]) == ("overfill", "LT101", "rise")
     client = AsyncModbusTcpClient("127.0.0.1", port=simulator.modbus_port)
