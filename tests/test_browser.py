@@ -7,6 +7,7 @@ Screenshots go to test-artifacts/ (gitignored).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -154,6 +155,16 @@ async def test_board_shows_live_alarm_ack_journal_and_trend(seeded_db: Seeded) -
         canvas = page.locator("#trend")
         await expect(canvas).to_have_attribute("data-points", re.compile(r"^(1\d|2\d)$"))
         assert await canvas_has_ink(page)
+        # each axis label sits at its own value: a limit line falls where the labels say it is
+        ticks = json.loads(await canvas.get_attribute("data-ticks") or "[]")
+        limits = json.loads(await canvas.get_attribute("data-limits") or "[]")
+        assert len(ticks) >= 3
+        assert limits
+        (v0, y0), (v1, y1) = ticks[0], ticks[-1]
+        for label, value, y in limits:
+            assert abs(y0 + (value - v0) * (y1 - y0) / (v1 - v0) - y) < 1.0, (label, value, y, ticks)
+        step = ticks[1][0] - ticks[0][0]
+        assert all(abs(v / step - round(v / step)) < 1e-6 for v, _ in ticks), ticks  # round values
         await expect(page.locator("#journal-rows tr")).to_have_count(1)
 
         # acknowledge from the row: the state changes and the journal shows who did it

@@ -56,11 +56,15 @@ window.HWTrend = (function () {
     ctx.font = "11px sans-serif";
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
+    // grid lines at the multiples of a round step inside the axis, each labelled with its own value
     const step = niceStep(y1 - y0, 4);
-    for (let v = y0; v <= y1 + step / 2; v += step) {
+    const ticks = [];  // [value, y] of each labelled grid line (read by the browser tests)
+    for (let k = Math.ceil(y0 / step - 1e-9); k * step <= y1 + step * 1e-9; k++) {
+      const v = Number((k * step).toPrecision(12));
       const y = sy(v);
       ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + w, y); ctx.stroke();
-      ctx.fillText(HW.fmtNumber(Math.round(v / step) * step), PAD.left - 6, y);
+      ctx.fillText(HW.fmtNumber(v), PAD.left - 6, y);
+      ticks.push([v, Math.round(y * 10) / 10]);
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
@@ -73,10 +77,12 @@ window.HWTrend = (function () {
     ctx.setLineDash([6, 4]);
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
+    const limitLines = [];
     for (const [key, label, colour] of LIMITS) {
       const v = data.limits[key];
       if (v == null || v < y0 || v > y1) continue;
       const y = sy(v);
+      limitLines.push([label, v, Math.round(y * 10) / 10]);
       ctx.strokeStyle = colour;
       ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + w, y); ctx.stroke();
       ctx.fillStyle = colour;
@@ -108,6 +114,8 @@ window.HWTrend = (function () {
       ctx.fillText(HW.t("no_data"), PAD.left + w / 2, PAD.top + h / 2);
     }
     canvas.dataset.points = String(data.points.length);
+    canvas.dataset.ticks = JSON.stringify(ticks);
+    canvas.dataset.limits = JSON.stringify(limitLines);
     canvas.dataset.drawn = String(Date.now());
   }
 
