@@ -194,7 +194,7 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
     for t in transitions:
         condition = str(t.condition)
         row = conn.execute(
-            "SELECT a.id, a.state, a.active, a.level, a.disposition, hs.grade FROM alarms a"
+            "SELECT a.id, a.state, a.active, a.level, a.disposition, hs.grade, a.peak_level FROM alarms a"
             " LEFT JOIN hazard_sources hs ON hs.id = a.hazard_source_id"
             " WHERE a.subject_kind = %s AND a.subject_id = %s AND a.condition = %s AND a.state <> 'NORMAL'"
             " FOR UPDATE OF a",
@@ -214,9 +214,14 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
             continue
         grade = 4 if row[5] is None else _int(row[5])
         prio = policy.grading.priority(condition, change.level, grade)
+        # the record keeps the worst the alarm reached: its value and limit change with a raise or
+        # an escalation to its highest level yet, not when it falls back or clears
+        worst = t.level > 0 and t.level >= _int(row[6])
         conn.execute(
             "UPDATE alarms SET state = %s, active = %s, level = %s, priority = least(priority, %s),"
-            " value = coalesce(%s, value), limit_value = coalesce(%s, limit_value),"
+            " peak_level = greatest(peak_level, %s),"
+            " value = CASE WHEN %s THEN coalesce(%s, value) ELSE value END,"
+            " limit_value = CASE WHEN %s THEN coalesce(%s, limit_value) ELSE limit_value END,"
             " cleared_at = CASE WHEN %s THEN NULL ELSE %s END,"
             " disposition = CASE WHEN disposition = 'not_required' AND %s AND state <> %s THEN 'due'"
             "   ELSE disposition END,"
@@ -226,7 +231,10 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
                 change.active,
                 change.level,
                 prio,
+                change.level,
+                worst,
                 t.value,
+                worst,
                 t.limit,
                 change.active,
                 at,
@@ -259,9 +267,10 @@ def _raise(conn: Conn, t: Transition, condition: str, at: datetime, policy: Poli
     required = policy.feedback_required(prio) and mask is None
     inserted = conn.execute(
         "INSERT INTO alarms (tag_id, subject_kind, subject_id, enterprise_id, hazard_source_id, equipment_id,"
-        " condition, kind, level, priority, state, active, raised_at, value, limit_value, detail,"
+        " condition, kind, level, peak_level, priority, state, active, raised_at, value, limit_value, detail,"
         " suppression_id, feedback_required, disposition)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s, %s, %s, %s, %s)"
+        " RETURNING id",
         (
             t.subject_id if t.subject == Subject.TAG else None,
             t.subject.value,
@@ -271,6 +280,7 @@ def _raise(conn: Conn, t: Transition, condition: str, at: datetime, policy: Poli
             owner.equipment_id,
             condition,
             kind_of(condition),
+            change.level,
             change.level,
             prio,
             change.state.value,

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from psycopg.rows import dict_row
 
 from dashboard.db import AsyncConn
-from dashboard.queries import ALARM_COLUMNS, ALARM_FROM, Row, condition_code, parse_time
+from dashboard.queries import ALARM_COLUMNS, ALARM_FROM, Row, condition_code, parse_time, peak_level
 from dashboard.scope import Principal, scope_sql
 
 COUNT_CAP = 10_000
@@ -191,7 +191,7 @@ async def count(conn: AsyncConn, who: Principal, query: HistoryQuery) -> tuple[i
 
 
 def _with_code(row: Row) -> Row:
-    row["condition_code"] = condition_code(str(row["condition"]), int(row["level"]))
+    row["condition_code"] = condition_code(str(row["condition"]), peak_level(row))
     return row
 
 

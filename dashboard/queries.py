@@ -20,7 +20,8 @@ _MASK_COMMENT = (
     " ORDER BY j.id DESC LIMIT 1)"
 )
 ALARM_COLUMNS = (
-    "a.id, a.tag_id, a.subject_kind, a.subject_id, a.condition, a.kind, a.level, a.priority, a.state,"
+    "a.id, a.tag_id, a.subject_kind, a.subject_id, a.condition, a.kind, a.level, a.peak_level, a.priority,"
+    " a.state,"
     " a.active, a.raised_at, a.value, a.limit_value, a.cleared_at, a.acked_at, a.acked_by, a.closed_at,"
     " a.updated_at, a.detail, a.shelved_until, a.shelved_by, a.shelve_reason, a.suppression_id,"
     " a.feedback_required, a.disposition,"
@@ -66,8 +67,13 @@ def condition_code(condition: str, level: int) -> str:
 
 
 def _alarm(row: Row) -> Row:
-    row["condition_code"] = condition_code(str(row["condition"]), int(row["level"]))
+    row["condition_code"] = condition_code(str(row["condition"]), peak_level(row))
     return row
+
+
+def peak_level(row: Row) -> int:
+    """The highest level the alarm reached: its record (value, limit, label) is of that level."""
+    return max(int(row["level"]), int(row.get("peak_level") or 0))
 
 
 async def list_alarms(

@@ -33,6 +33,7 @@ from alarms.store import (
     shelve,
     unshelve,
 )
+from dashboard.queries import condition_code, peak_level
 from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant
 from ingest.ledger_sync import sync_ledger
@@ -218,6 +219,27 @@ def test_escalation_to_hh_re_alarms_an_acknowledged_alarm_and_raises_its_priorit
         "escalate",
         "deescalate",
     ]
+
+
+def test_the_record_keeps_the_worst_an_alarm_reached(conn: Conn) -> None:
+    """Up to HH and back down: the value, limit and label stay HH's, not the clearing reading's."""
+    lt = tag(conn, "LT201")
+
+    def change(level: int, seconds: int, value: float, limit: float | None) -> None:
+        with conn.transaction():
+            ts = int((T0 + timedelta(seconds=seconds)).timestamp() * 1000)
+            apply_transitions(conn, [Transition(lt, Condition.HIGH, level, ts, value, limit)])
+
+    change(1, 0, 86.0, 85.0)
+    change(2, 30, 91.0, 90.0)
+    change(1, 60, 88.0, 85.0)
+    change(0, 90, 80.0, None)
+    alarm = alarm_of(conn, lt)
+    assert (alarm["level"], alarm["peak_level"], alarm["value"], alarm["limit_value"]) == (1, 2, 91.0, 90.0)
+    assert (alarm["state"], alarm["active"]) == ("RTN_UNACK", False)
+    change(1, 120, 86.5, 85.0)  # back above H: the record still stands for HH
+    assert (alarm_of(conn, lt)["value"], alarm_of(conn, lt)["limit_value"]) == (91.0, 90.0)
+    assert condition_code("HIGH", peak_level(alarm)) == "HH"
 
 
 def test_the_database_allows_one_open_alarm_per_subject_and_condition(conn: Conn) -> None:

@@ -359,7 +359,8 @@ def test_a_device_that_does_not_answer_is_one_alarm_on_its_gateway_not_a_fault_p
             (code, t + 9000, normal[code], Quality.GOOD) for code in lpg
         ]
         restarted.process([batch_message(7, good)])  # it answers again
-        assert _device_comm(database_url) == [("RTN_UNACK", 1, 0.0, ["plc-lpg"])]  # none down now
+        # none down now; the record keeps the worst it reached: one device down
+        assert _device_comm(database_url) == [("RTN_UNACK", 1, 1.0, ["plc-lpg"])]
         assert _tag_faults(database_url) == []
         # one tag alone unreadable, the PLC answering for the others: that tag's own FAULT
         alone = [(code, t + 10_000, None if code == lpg[0] else normal[code],
