@@ -14,6 +14,7 @@ from simulators.camera_scene import Scene
 from tests.video_support import NIGHT_T0_MS, scene_camera
 from video.analytics import CameraAnalytics
 from video.camera import CameraPipeline
+from video.frames import Frame
 
 
 def redness_model(path: Path, size: int = 32) -> Path:
@@ -137,3 +138,24 @@ def test_motion_in_a_restricted_zone_within_its_permitted_hours_is_no_alarm() ->
             assert image is not None
             kinds |= {d.kind for d in analytics.analyse(image, t0 + i * 200).detections}
         assert kinds == expected
+
+
+def test_a_still_view_stays_still_for_minutes() -> None:
+    """Two minutes of the normal scene at 5 fps: the baseline does not wear away (OpenCV's phase
+    correlation windows its inputs in place; after about 35 s the still view read as moved)."""
+    camera = scene_camera()
+    analytics = CameraAnalytics(camera)
+    scene = Scene("normal", 7, 320, 180)
+    shifts, reasons = [], set()
+    for i in range(600):
+        image = scene.frame(i)
+        assert image is not None
+        reasons |= analytics.tamper.observe(Frame.prepare(image, NIGHT_T0_MS + i * 200))
+        shifts.append(analytics.tamper.measures.get("shift_pct", 0.0))
+        if i == 5:
+            assert analytics.tamper.baseline is not None
+            learned = analytics.tamper.baseline.gradient.copy()
+    assert reasons == set()
+    assert max(shifts) < 1.0
+    assert analytics.tamper.baseline is not None
+    assert np.array_equal(analytics.tamper.baseline.gradient, learned)

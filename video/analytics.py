@@ -56,7 +56,7 @@ class CameraAnalytics:
         self.camera = camera
         options = camera.detectors
         self.motion = MotionDetector(masks=camera.masks)
-        self.tamper = TamperDetector(options.tamper, baseline_path)
+        self.tamper = TamperDetector(options.tamper, baseline_path, camera.masks)
         self.zones = ZoneWatch(camera.zones if options.intrusion else [], ZoneInfo(camera.timezone))
         self.firesmoke = FireSmokeDetector(fire=options.fire, smoke=options.smoke)
         self.onnx: OnnxDetector | None = None

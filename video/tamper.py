@@ -4,11 +4,16 @@ The commissioning baseline is the mean of the first frames a camera delivers (or
 for it on the gateway, so a restart does not learn a turned camera as normal): its sharpness
 and its gradient image (at the tiny size). Every measure is invariant to a global gain, so an
 IR-cut switch or a change of exposure is none of these. Offline is the capture's business (no frames at all).
+
+The camera's masks (a burned-in timestamp, a logo) are left out of every measure: the overlay is
+drawn after the lens, so it stays sharp on a defocused image, shows on a covered one, and its
+changing digits are no movement of the view.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +23,7 @@ import numpy.typing as npt
 
 from hazardwatch.ledger.cameras import TamperOptions
 from video.frames import Frame, f32
+from video.geometry import RelPolygon, polygon_mask
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +33,13 @@ FROZEN_DIFF = 0.05  # mean grey difference of identical frames (decoding is dete
 BASELINE_FRAMES = 5
 
 
-def sharpness(gray: npt.NDArray[np.uint8]) -> float:
-    """Variance of the Laplacian over the variance of the image: gain-invariant focus."""
+def sharpness(gray: npt.NDArray[np.uint8], keep: npt.NDArray[np.bool_] | None = None) -> float:
+    """Variance of the Laplacian over the variance of the image: gain-invariant focus (over the
+    ``keep`` pixels only, when given)."""
     smooth = cv2.GaussianBlur(gray, (3, 3), 0)
     lap = cv2.Laplacian(smooth, cv2.CV_32F)
+    if keep is not None:
+        return float(lap[keep].var()) / (float(smooth[keep].astype(np.float32).var()) + 1.0)
     return float(lap.var()) / (float(smooth.astype(np.float32).var()) + 1.0)
 
 
@@ -89,6 +98,7 @@ class _Held:
 class TamperDetector:
     options: TamperOptions = field(default_factory=TamperOptions)
     baseline_path: Path | None = None
+    masks: Sequence[RelPolygon] = ()
     baseline: Baseline | None = None
     measures: dict[str, float] = field(default_factory=dict)
     raw: set[str] = field(default_factory=set)  # this frame's reasons, before they have held
@@ -97,6 +107,17 @@ class TamperDetector:
     _frozen_since: int | None = None
     _held: dict[str, _Held] = field(default_factory=dict)
     _window: Float | None = None
+    _keep: dict[tuple[int, int], npt.NDArray[np.bool_]] = field(default_factory=dict)  # by (width, height)
+
+    def _kept(self, gray: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_] | None:
+        """The pixels outside the masks at this image's size (None: no masks)."""
+        if not self.masks:
+            return None
+        size = (int(gray.shape[1]), int(gray.shape[0]))
+        keep = self._keep.get(size)
+        if keep is None:
+            keep = self._keep[size] = polygon_mask(self.masks, size) == 0
+        return keep
 
     def __post_init__(self) -> None:
         if self.baseline is None and self.baseline_path is not None and self.baseline_path.exists():
@@ -121,14 +142,16 @@ class TamperDetector:
         if self._is_frozen(frame):
             reasons.add("frozen")
         gray = frame.small_gray
-        spread = float(cv2.GaussianBlur(gray, (5, 5), 0).std())
+        keep = self._kept(gray)
+        blurred = cv2.GaussianBlur(gray, (5, 5), 0)
+        spread = float(blurred[keep].std() if keep is not None else blurred.std())
         self.measures["spread"] = spread
         if spread < COVERED_STD:
             return reasons | {"covered"}  # nothing else can be judged on a covered lens
         if self.baseline is None:
             self._learn(frame)
             return reasons
-        sharp = sharpness(gray)
+        sharp = sharpness(gray, keep)
         ratio = sharp / max(self.baseline.sharpness, 1e-6)
         self.measures["sharpness_ratio"] = ratio
         if ratio < self.options.defocus_ratio:
@@ -157,7 +180,7 @@ class TamperDetector:
             return
         mean = np.mean([f.tiny_gray.astype(np.float32) for f in self._learning], axis=0)
         gray = np.clip(mean, 0, 255).astype(np.uint8)
-        sharp = float(np.median([sharpness(f.small_gray) for f in self._learning]))
+        sharp = float(np.median([sharpness(f.small_gray, self._kept(f.small_gray)) for f in self._learning]))
         self.baseline = Baseline(sharp, gradient(gray))
         self._learning.clear()
         if self.baseline_path is not None:
@@ -172,5 +195,10 @@ class TamperDetector:
             return 100.0  # the stream's shape changed: not the commissioned view
         if self._window is None or self._window.shape != current.shape:
             self._window = f32(cv2.createHanningWindow((current.shape[1], current.shape[0]), cv2.CV_32F))
-        (dx, dy), _response = cv2.phaseCorrelate(self.baseline.gradient, current, self._window)
+            keep = self._kept(gray)
+            if keep is not None:  # the masks weigh nothing in the alignment
+                self._window = f32(self._window * keep.astype(np.float32))
+        # OpenCV (4.14) applies the window to its inputs in place: hand it a copy of the baseline, or
+        # the baseline fades under the window frame after frame until a still view reads as moved
+        (dx, dy), _response = cv2.phaseCorrelate(self.baseline.gradient.copy(), current, self._window)
         return float(np.hypot(dx, dy)) / int(current.shape[1]) * 100
