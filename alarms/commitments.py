@@ -226,7 +226,8 @@ def findings(
 ) -> list[Row]:
     """Missing commitments: each (hazard source, day) in scope from ``first_day`` to ``last_day``
     whose deadline has passed by ``now`` without a commitment filed by then (late ones included,
-    with the time they came)."""
+    with the time they came); none for the days whose deadline passed before the source entered
+    the ledger."""
     if last_day < first_day:
         raise ValueError("the last day comes before the first")
     if (last_day - first_day).days >= MAX_FINDING_DAYS:
@@ -243,7 +244,9 @@ def findings(
             f" CROSS JOIN hazard_sources hs JOIN enterprises e ON e.id = hs.enterprise_id"
             " LEFT JOIN LATERAL (SELECT min(filed_at) AS filed_at FROM safety_commitments"
             "   WHERE hazard_source_id = hs.id AND day = d.day) first ON true"
-            f" WHERE d.due <= %s AND (first.filed_at IS NULL OR first.filed_at > d.due) AND ({clause})"
+            # a source owes the commitments whose deadline came after it entered the ledger
+            f" WHERE d.due <= %s AND d.due > hs.created_at"
+            f" AND (first.filed_at IS NULL OR first.filed_at > d.due) AND ({clause})"
             " ORDER BY d.day, e.code, hs.code",
             [first_day, last_day, hours, minutes, policy.risk.timezone, now, *params],
         ).fetchall()

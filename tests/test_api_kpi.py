@@ -111,6 +111,8 @@ async def test_an_enterprise_files_its_own_commitments_and_reads_only_its_own(se
 
 async def test_findings_list_missing_commitments_of_past_days_in_scope(seeded: Seeded) -> None:  # noqa: F811
     span = "from=2026-11-01&to=2026-11-02"
+    with psycopg.connect(seeded.url, autocommit=True) as conn:  # registered before those days
+        conn.execute("UPDATE hazard_sources SET created_at = '2026-10-31T00:00:00Z'")
     async with running(seeded.url) as (server, _):
         async with logged_in(server, "qiye") as qiye:
             status, body = await qiye.get(f"/api/v1/findings?{span}")

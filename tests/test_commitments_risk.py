@@ -37,6 +37,24 @@ QIYE = Actor("qiye", "enterprise")
 LPG, NH3, CL2, HCL = "HS330110001-01", "HS330110001-02", "HS330281002-01", "HS330281002-02"
 
 
+@pytest.fixture
+def conn(conn: Conn) -> Conn:
+    """The sample ledger, registered well before the days these tests play."""
+    conn.execute("UPDATE hazard_sources SET created_at = %s", (TEN - timedelta(days=60),))
+    return conn
+
+
+def test_a_source_owes_no_commitment_for_the_days_before_it_was_registered(conn: Conn) -> None:
+    conn.execute(
+        "UPDATE hazard_sources SET created_at = %s WHERE code = %s", (TEN + timedelta(minutes=1), LPG)
+    )
+    after = TEN + timedelta(days=1, hours=1)  # both days' deadlines passed
+    got = missing(conn, after, DAY, DAY + timedelta(days=1))
+    assert (LPG, str(DAY), False) not in got  # registered a minute after the first day's deadline
+    assert (LPG, str(DAY + timedelta(days=1)), False) in got
+    assert (NH3, str(DAY), False) in got
+
+
 def source(conn: Conn, code: str) -> int:
     row = conn.execute("SELECT id FROM hazard_sources WHERE code = %s", (code,)).fetchone()
     assert row is not None
