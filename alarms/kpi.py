@@ -174,8 +174,11 @@ _SUBJECT_JOINS = (
     " LEFT JOIN tags t ON a.subject_kind = 'tag' AND t.id = a.subject_id"
     " LEFT JOIN hazard_sources hs ON a.subject_kind = 'hazard_source' AND hs.id = a.subject_id"
     " LEFT JOIN gateways g ON a.subject_kind = 'gateway' AND g.id = a.subject_id"
+    " LEFT JOIN cameras kc ON a.subject_kind = 'camera' AND kc.id = a.subject_id"
+    " LEFT JOIN vote_groups kv ON a.subject_kind = 'vote_group' AND kv.id = a.subject_id"
 )
-_SUBJECT_CODE = "coalesce(t.code, hs.code, g.code, a.subject_kind || ':' || a.subject_id)"
+# the subject's ledger code (LT101, GV101, CAM101, ...), whatever its kind
+_SUBJECT_CODE = "coalesce(t.code, hs.code, g.code, kc.code, kv.code, a.subject_kind || ':' || a.subject_id)"
 
 
 def _next(action: str, extra: str = "") -> str:

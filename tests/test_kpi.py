@@ -11,7 +11,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -292,3 +292,24 @@ def test_the_command_line_prints_the_kpis_in_local_time_or_as_json(
     assert f"{kpis.bad_actors[0].source}" in text
     assert "一级" in text
     assert main(["kpi", "--database-url", day, "--from", "yesterday", "--to", END.isoformat()]) == 2
+
+
+def test_bad_actors_are_named_by_their_ledger_code_whatever_their_kind(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    """A voting group and a camera are GV101 and CAM101 to the duty officer, not vote_group:1."""
+    from alarms.store import apply_transitions
+    from rules.types import Condition, Subject, Transition
+
+    group = conn.execute("SELECT id FROM vote_groups WHERE code = 'GV101'").fetchone()
+    camera = conn.execute("SELECT id FROM cameras WHERE code = 'CAM101'").fetchone()
+    assert group is not None
+    assert camera is not None
+    at = datetime.now(UTC) - timedelta(hours=1)
+    ms = int(at.timestamp() * 1000)
+    apply_transitions(conn, [
+        Transition(int(str(group[0])), Condition.VOTE, 1, ms, 2.0, 2.0, subject=Subject.VOTE_GROUP),
+        Transition(int(str(camera[0])), "TAMPER", 1, ms + 1, None, None, subject=Subject.CAMERA),
+    ])  # fmt: skip
+    kpis = compute(conn, at - timedelta(minutes=1), at + timedelta(minutes=1), Selection("33"))
+    assert sorted(b.source for b in kpis.bad_actors) == ["E330110001/CAM101 TAMPER", "E330110001/GV101 VOTE"]
