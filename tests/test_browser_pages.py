@@ -385,6 +385,9 @@ async def test_enterprise_view_ledger_map_and_kpi_pages(browser: Browser, seeded
         await expect(page.locator('figure[data-chart="priority"] rect.bar')).to_have_count(3)
         await expect(page.locator('figure[data-chart="trend"] circle')).to_have_count(7)
         await expect(page.locator('figure[data-chart="per_enterprise"]')).to_be_visible()
+        # no feedback filed yet: its times are no data ("—"), not zero seconds
+        await expect(page.locator('figure[data-chart="ttf"] text.no-value')).to_have_count(3)
+        await expect(page.locator('figure[data-chart="ttf"] text.no-value').first).to_have_text("—")
         await page.screenshot(path=ARTIFACTS / "pages-kpi-region.png", full_page=True)
         await page.fill("#kpi-division", "330281")
         await page.press("#kpi-division", "Enter")

@@ -45,10 +45,11 @@ window.HWCharts = (function () {
     items.forEach(function (item, i) {
       const x = PAD.left + i * slot + slot * 0.15;
       const bh = (h * (item.value || 0)) / top;
+      const shown = item.value == null ? "—" : fmt(item.value);  // no data is no bar, not a zero
       const bar = HW.svg("rect", { x: x, y: PAD.top + h - bh, width: slot * 0.7, height: Math.max(0, bh), class: "bar " + (item.cls || "") });
-      bar.append(HW.svg("title", {}, item.label + ": " + fmt(item.value || 0)));
+      bar.append(HW.svg("title", {}, item.label + ": " + shown));
       svg.append(bar);
-      svg.append(HW.svg("text", { x: x + slot * 0.35, y: PAD.top + h - bh - 4, "text-anchor": "middle" }, fmt(item.value || 0)));
+      svg.append(HW.svg("text", { x: x + slot * 0.35, y: PAD.top + h - bh - 4, "text-anchor": "middle", class: item.value == null ? "no-value" : "" }, shown));
       if (item.target != null) {
         const ty = PAD.top + h - (h * item.target) / top;
         svg.append(HW.svg("line", { x1: x - 4, x2: x + slot * 0.7 + 4, y1: ty, y2: ty, class: "target" }));
@@ -73,10 +74,10 @@ window.HWCharts = (function () {
     const top = niceMax(Math.max.apply(null, items.map((i) => i.value).concat([0])));
     items.forEach(function (item, i) {
       const y = PAD.top + i * rowH;
-      const bw = ((W - left - 50) * item.value) / top;
+      const bw = ((W - left - 50) * (item.value || 0)) / top;
       svg.append(HW.svg("text", { x: left - 6, y: y + 13, "text-anchor": "end" }, item.label.length > 30 ? item.label.slice(0, 29) + "…" : item.label));
-      svg.append(HW.svg("rect", { x: left, y: y + 3, width: Math.max(1, bw), height: rowH - 6, class: "bar" }));
-      svg.append(HW.svg("text", { x: left + bw + 4, y: y + 13 }, fmt(item.value)));
+      if (item.value != null) svg.append(HW.svg("rect", { x: left, y: y + 3, width: Math.max(1, bw), height: rowH - 6, class: "bar" }));
+      svg.append(HW.svg("text", { x: left + bw + 4, y: y + 13, class: item.value == null ? "no-value" : "" }, item.value == null ? "—" : fmt(item.value)));
     });
     if (!items.length) svg.append(HW.svg("text", { x: W / 2, y: 36, "text-anchor": "middle" }, HW.t("no_data")));
     return box;

@@ -57,7 +57,7 @@
 
   function distributionBars(title, d, key) {
     const items = [
-      { label: "p50", value: d.p50 || 0 }, { label: "p90", value: d.p90 || 0 }, { label: "max", value: d.max || 0 },
+      { label: "p50", value: d.p50 }, { label: "p90", value: d.p90 }, { label: "max", value: d.max },
     ];
     return HWCharts.bars(title, items, { dataset: { chart: key }, note: HW.t("kpi_pending", { n: d.pending || 0 }) });
   }
@@ -96,7 +96,8 @@
     const chosen = enterprises.filter((e) => e.division.startsWith(division)).slice(0, MAX_ENTERPRISES);
     if (chosen.length < 2) return [];
     const results = await Promise.all(chosen.map((e) => fetchKpi(from, to, e.code)));
-    const tta = chosen.map((e, i) => ({ label: e.name, value: (results[i].time_to_ack || {}).p90 || 0 }));
+    // an enterprise that acknowledged nothing has no p90: "—", not 0 s
+    const tta = chosen.map((e, i) => ({ label: e.name, value: (results[i].time_to_ack || {}).p90 ?? null }));
     const count = chosen.map((e, i) => ({ label: e.name, value: results[i].alarms || 0 }));
     return [
       HWCharts.hbars(HW.t("kpi_alarms") + " · " + HW.t("col_enterprise"), count, { dataset: { chart: "per_enterprise" } }),
