@@ -390,7 +390,10 @@ def online_rates(conn: Conn, since: datetime, until: datetime,
     """Received against expected readings of in-service tags over whole minutes of the span.
 
     Expected: the span over the tag's poll period; received: readings stored (any quality, since
-    a bad-quality reading still proves the link), counted from the minute rollups.
+    a bad-quality reading still proves the link), counted from the minute rollups, at most a
+    minute's worth of polls in each minute and the span's worth for each tag. A tag that reports
+    faster than its poll period (an OPC-UA subscription) so cannot make up for the minutes it was
+    silent, nor one tag for another.
     """
     key = {
         "enterprise": "e.code",
@@ -399,11 +402,13 @@ def online_rates(conn: Conn, since: datetime, until: datetime,
     }[level]
     seconds = (until - since).total_seconds()
     rows = conn.execute(
-        f"SELECT {key}, sum(floor(%s / t.poll_interval_s))::bigint, coalesce(sum(r.received), 0)::bigint"
+        f"SELECT {key}, sum(floor(%s / t.poll_interval_s))::bigint,"
+        " coalesce(sum(least(coalesce(r.received, 0), floor(%s / t.poll_interval_s))), 0)::bigint"
         " FROM tags t JOIN gateways g ON g.id = t.gateway_id JOIN enterprises e ON e.id = t.enterprise_id"
-        " LEFT JOIN (SELECT tag_id, sum(count) AS received FROM readings_1m"
-        " WHERE bucket >= %s AND bucket < %s GROUP BY tag_id) r ON r.tag_id = t.id"
+        " LEFT JOIN (SELECT m.tag_id, sum(least(m.count, ceil(60.0 / p.poll_interval_s))) AS received"
+        "   FROM readings_1m m JOIN tags p ON p.id = m.tag_id"
+        "   WHERE m.bucket >= %s AND m.bucket < %s GROUP BY m.tag_id) r ON r.tag_id = t.id"
         f" WHERE t.in_service GROUP BY {key} ORDER BY 1",
-        (seconds, since, until),
+        (seconds, seconds, since, until),
     ).fetchall()
     return [OnlineRate(level, str(k), int(e), min(int(r), int(e))) for k, e, r in rows]

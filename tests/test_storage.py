@@ -202,3 +202,17 @@ def test_online_rate_compares_received_with_expected_readings(plain: str) -> Non
     assert tags["E330110001/PT101"].rate == 0.0
     assert 0 < gateways["E330110001/gw01"].rate < 0.1
     assert gateways["E330281002/gw01"].rate == 0.0
+
+
+def test_a_tag_reporting_faster_than_its_poll_period_cannot_make_up_for_its_silence(plain: str) -> None:
+    """An OPC-UA subscription may send ten values a second: 3 minutes of them are 3 of 10 minutes."""
+    t0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
+    with psycopg.connect(plain) as conn:
+        lt101 = conn.execute("SELECT id FROM tags WHERE code = 'LT101'").fetchone()  # polled every 1 s
+        assert lt101 is not None
+        rows: list[Row] = [
+            (t0 + timedelta(milliseconds=100 * i), int(str(lt101[0])), 50.0 + i % 3, 0) for i in range(1800)
+        ]
+        _write(conn, rows)
+        tags = {r.key: r for r in online_rates(conn, t0, t0 + timedelta(minutes=10), "tag")}
+    assert (tags["E330110001/LT101"].expected, tags["E330110001/LT101"].received) == (600, 180)
