@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -131,16 +132,20 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             print(f"scenario {args.scenario} started on the running simulator: {state}")
             return 0
     logsetup.configure(settings.log_level, "simulate")
-    serve(
-        _plant(args, settings),
-        control,
-        scenario=args.scenario,
-        tag=args.tag,
-        enterprise=args.enterprise,
-        rate=args.rate,
-        spread=args.spread,
-        hold_s=args.hold,
-    )
+    try:
+        serve(
+            _plant(args, settings),
+            control,
+            scenario=args.scenario,
+            tag=args.tag,
+            enterprise=args.enterprise,
+            rate=args.rate,
+            spread=args.spread,
+            hold_s=args.hold,
+        )
+    except ValueError as err:  # an unknown scenario or tag, a rate or spread that does not fit
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -416,6 +421,36 @@ def _common(parser: argparse.ArgumentParser, *names: str) -> None:
         parser.add_argument(flag, dest=name, help=doc)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _float(text: str, *, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        raise argparse.ArgumentTypeError(
+            f"must be a {'non-negative' if zero else 'positive'} number, not {text}"
+        )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    return _float(text, zero=False)
+
+
+def _non_negative_float(text: str) -> float:
+    return _float(text, zero=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hazardwatch",
@@ -460,8 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="abnormal situation to drive the process into")  # fmt: skip
     p.add_argument("--tag", help="tag code the scenario acts on (default: the first fitting tag)")
     p.add_argument("--enterprise", help="enterprise code of --tag")
-    p.add_argument("--rate", type=float, help="climb rate in %% of span per second")
-    p.add_argument("--hold", type=float, metavar="S",
+    p.add_argument("--rate", type=_positive_float, help="climb rate in %% of span per second")
+    p.add_argument("--hold", type=_non_negative_float, metavar="S",
                    help="an excursion's seconds at its peak (default: the tag's on-delay + 5 s, so it"
                         " alarms)")  # fmt: skip
     p.add_argument("--spread", type=int, default=0, metavar="N",
@@ -516,7 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "devices", "mqtt_url")
     p.add_argument("--enterprise", help="only this enterprise's cameras")
     p.add_argument("--gateway", help="only the cameras this gateway reads")
-    p.add_argument("--group-size", type=int, default=4, help="cameras per capture process (default 4)")
+    p.add_argument(
+        "--group-size", type=_positive_int, default=4, help="cameras per capture process (default 4)"
+    )
     p.add_argument("--state-dir", help="baselines, clips and the events spool (default: $HW_VAR_DIR/video)")
 
     p = add("dashboard", cmd_dashboard, "run the web dashboard (alarm board, API, live push)")
@@ -534,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy", help="alarm policy file (escalation, notifications, contacts); default $HW_POLICY"
     )
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between ticks (default 1)")
+    p.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between ticks (default 1)")
     p.add_argument("--once", action="store_true", help="run one tick, print what it did and exit")
     p.add_argument(
         "--uplink",
@@ -561,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         "deadletters", cmd_deadletters, "list the newest dead letters (rejected payloads) with their reasons"
     )
     _common(p, "database_url")
-    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
 
     p = add(
         "online",
@@ -570,7 +607,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p, "database_url")
     p.add_argument(
-        "--hours", type=float, default=24, help="the span, ending at the last whole minute (default 24)"
+        "--hours",
+        type=_positive_float,
+        default=24,
+        help="the span, ending at the last whole minute (default 24)",
     )
     p.add_argument(
         "--by", choices=["enterprise", "gateway", "tag", "camera"], default="gateway", help="grouping"
