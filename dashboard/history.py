@@ -77,6 +77,9 @@ class HistoryQuery:
         closed = params.get("closed")
         if closed not in (None, "", "true", "false"):
             raise BadQuery("closed must be true or false")
+        since, until = _time(params.get("from"), "from"), _time(params.get("to"), "to")
+        if since is not None and until is not None and since >= until:
+            raise BadQuery("from must come before to")
         return cls(
             division=division,
             enterprise=codes("enterprise"),
@@ -87,8 +90,8 @@ class HistoryQuery:
             states=choices("state", STATES),
             dispositions=choices("disposition", DISPOSITIONS),
             closed=None if not closed else closed == "true",
-            since=_time(params.get("from"), "from"),
-            until=_time(params.get("to"), "to"),
+            since=since,
+            until=until,
             after=_cursor(params.get("cursor")),
         )
 

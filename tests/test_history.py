@@ -143,7 +143,7 @@ async def test_the_total_is_capped_and_bad_queries_are_refused(seeded: Seeded) -
         assert (status, body["total"], body["total_capped"], len(body["alarms"])) == (200, 10_000, True, 5)
         bad_queries = ("priority=4", "kind=weather", "division=33x", "from=2026-11-01T00:00:00",
                        "cursor=nonsense", "enterprise=a'b", "closed=maybe", "limit=0",
-                       "state=OPEN")  # fmt: skip
+                       "state=OPEN", "from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z")  # fmt: skip
         for bad in bad_queries:
             status, body = await user.get(f"/api/v1/history?{bad}")
             assert status == 400, bad
