@@ -80,7 +80,7 @@ window.HWDetail = (function () {
     if (Array.isArray(detail.devices) && detail.devices.length) field(list, HW.t("why_devices"), detail.devices.join(", "));
     if (a.limit_value != null) {
       field(list, HW.t("limit"), HW.fmtNumber(a.limit_value) + unit);
-      if (a.value != null) {
+      if (a.value != null && (a.condition === "HIGH" || a.condition === "LOW")) {  // a prediction is not beyond it yet
         const diff = a.value - a.limit_value;
         const span = a.range_high != null && a.range_low != null ? a.range_high - a.range_low : 0;
         const pct = span > 0 ? " (" + HW.fmtNumber((100 * diff) / span) + " % " + HW.t("of_span") + ")" : "";
