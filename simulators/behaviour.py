@@ -109,8 +109,9 @@ class TagProcess:
         self.band = normal_band(tag)
         self.profile = PROFILES[tag.kind]
         self.noise = OrnsteinUhlenbeck(self.profile.own * self.band.half, self.profile.tau_s, rng)
-        # levels fill and empty over 15 to 30 minutes, each tank at its own phase
-        self.period_s = rng.uniform(900.0, 1800.0)
+        # levels fill and empty over 2 to 4 hours (a storage tank is not a buffer drum), each at its
+        # own phase: at most about 1 % of span a minute, so a 10-minute prediction sees no limit ahead
+        self.period_s = rng.uniform(7200.0, 14400.0)
         self.phase = rng.uniform(0.0, 2.0 * math.pi)
         self.value = self._compose(0.0, 0.0)
 
