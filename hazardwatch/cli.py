@@ -312,6 +312,13 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _local(moment: datetime, settings: Settings) -> str:
+    """A stored (UTC) time as shown to people: in the configured time zone, ISO 8601 with its offset."""
+    from zoneinfo import ZoneInfo
+
+    return moment.astimezone(ZoneInfo(settings.timezone)).isoformat(timespec="seconds")
+
+
 def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.db import connect
     from ingest.deadletters import recent
@@ -322,7 +329,8 @@ def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
         print("no dead letters")
     for letter in letters:
         preview = letter.payload[:80]
-        print(f"#{letter.id} {letter.received_at.isoformat()} {letter.topic}\n    reason: {letter.reason}")
+        received = _local(letter.received_at, settings)
+        print(f"#{letter.id} {received} {letter.topic}\n    reason: {letter.reason}")
         print(f"    payload ({len(letter.payload)} bytes): {preview!r}")
     return 0
 
@@ -340,13 +348,16 @@ def cmd_online(args: argparse.Namespace, settings: Settings) -> int:
 
         with connect(args.database_url or settings.database_url) as conn:
             cameras = camera_online_rates(conn, since, until)
-        print(f"camera online rate over the {args.hours:g} h to {until.isoformat()} (time sending pictures)")
+        to = _local(until, settings)
+        print(f"camera online rate over the {args.hours:g} h to {to} (time sending pictures)")
         for camera in cameras:
             print(f"  {camera.key:<32} {camera.rate * 100:6.1f} %  now {camera.status}")
         return 0
     with connect(args.database_url or settings.database_url) as conn:
         rates = online_rates(conn, since, until, args.by)
-    print(f"online rate over the {args.hours:g} h to {until.isoformat()} (received / expected readings)")
+    print(
+        f"online rate over the {args.hours:g} h to {_local(until, settings)} (received / expected readings)"
+    )
     for rate in rates:
         print(f"  {rate.key:<32} {rate.rate * 100:6.1f} %  {rate.received:>10} / {rate.expected}")
     return 0

@@ -221,8 +221,10 @@ def test_garbage_is_dead_lettered_and_ingest_keeps_running(
     listing = stack.run("deadletters")
     assert listing.returncode == 0
     assert "malformed" in listing.stdout
+    assert "+08:00 hw/v1/" in listing.stdout  # shown in the user's time zone (stored in UTC)
     online = stack.run("online", "--hours", "0.1", "--by", "enterprise")
     assert online.returncode == 0, online.stderr
+    assert "+08:00 (received / expected readings)" in online.stdout.splitlines()[0]
     rates = {line.split()[0]: float(line.split()[1]) for line in online.stdout.splitlines()[1:]}
     assert set(rates) == {"E330110001", "E330281002"}  # the figures themselves: tests/test_storage.py
 
