@@ -78,6 +78,7 @@ window.HWTrend = (function () {
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     const limitLines = [];
+    let lastLabelY = -Infinity;  // HH, H, L, LL come top down: a label too close moves below the last
     for (const [key, label, colour] of LIMITS) {
       const v = data.limits[key];
       if (v == null || v < y0 || v > y1) continue;
@@ -86,7 +87,9 @@ window.HWTrend = (function () {
       ctx.strokeStyle = colour;
       ctx.beginPath(); ctx.moveTo(PAD.left, y); ctx.lineTo(PAD.left + w, y); ctx.stroke();
       ctx.fillStyle = colour;
-      ctx.fillText(label, PAD.left + w + 4, y);
+      const labelY = Math.max(y, lastLabelY + 11);
+      ctx.fillText(label, PAD.left + w + 4, labelY);
+      lastLabelY = labelY;
     }
     ctx.setLineDash([]);
 
