@@ -177,7 +177,9 @@ async def test_an_absent_unit_times_out_alone_within_its_own_timeout() -> None:
     port = free_port()
     enterprise = line_plant(
         port,
-        "{protocol: modbus_rtu, id: rtu-x, URL, unit_id: 9, timeout_s: 0.2}",
+        # the same line, with its own timeout (the others' 60 s is theirs, not given twice here)
+        f"{{protocol: modbus_rtu, id: rtu-x, port: 'socket://127.0.0.1:{port}', baudrate: 19200, parity: N,"
+        " unit_id: 9, timeout_s: 0.2}",
         line="baudrate: 19200, parity: N, timeout_s: 60",
     )
     a, b, x = modbus_sources(enterprise)
