@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from psycopg.rows import dict_row
 
 from dashboard.db import AsyncConn
+from dashboard.i18n import strings
 from dashboard.queries import ALARM_COLUMNS, ALARM_FROM, Row, condition_code, parse_time, peak_level
 from dashboard.scope import Principal, scope_sql
 
@@ -207,8 +208,9 @@ CSV_COLUMNS = (
     ("division", "行政区划", "Division"),
     ("hazard_source_code", "重大危险源编码", "Hazard source code"),
     ("hazard_source_name", "重大危险源", "Hazard source"),
-    ("tag_code", "位号", "Tag"),
-    ("tag_name", "名称", "Name"),
+    # what the alarm is about: a tag's 位号, or a camera, voting group, hazard source or gateway
+    ("subject_code", "位号/对象", "Tag / subject"),
+    ("subject_name", "名称", "Name"),
     ("kind", "类别", "Kind"),
     ("condition_code", "报警类型", "Condition"),
     ("value", "报警值", "Value"),
@@ -221,6 +223,18 @@ CSV_COLUMNS = (
     ("disposition", "反馈", "Feedback"),
     ("closed_at", "关闭时间", "Closed"),
 )
+
+
+# columns whose codes a reader sees as words (the dashboard's labels, in the export's language)
+_LABELLED = {"priority": "priority_", "kind": "kind_", "condition_code": "cond_", "state": "state_",
+             "disposition": "disp_"}  # fmt: skip
+
+
+def _label(column: str, value: Any, words: Mapping[str, str]) -> Any:
+    prefix = _LABELLED.get(column)
+    if prefix is None or value is None:
+        return value
+    return words.get(f"{prefix}{value}", value)
 
 
 def _cell(value: Any, zone: ZoneInfo) -> str:
@@ -248,6 +262,7 @@ async def export_csv(
     at most ``MAX_CSV_ROWS``; times in ``timezone``."""
     zone = ZoneInfo(timezone)
     heading = 2 if lang == "en" else 1  # zh-CN first
+    words = strings("en" if lang == "en" else "zh")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([c[heading] + (f" ({timezone})" if c[0].endswith("_at") else "") for c in CSV_COLUMNS])
@@ -259,7 +274,7 @@ async def export_csv(
         buffer.seek(0)
         buffer.truncate()
         for row in rows:
-            writer.writerow([_cell(row.get(c[0]), zone) for c in CSV_COLUMNS])
+            writer.writerow([_cell(_label(c[0], row.get(c[0]), words), zone) for c in CSV_COLUMNS])
         sent += len(rows)
         yield buffer.getvalue().encode()
         if cursor is None:

@@ -176,6 +176,13 @@ async def test_csv_export_has_chinese_headers_local_times_and_no_formulas(seeded
     assert rows[0][1] == newest.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
     values = {r[header.index("报警值")] for r in rows}
     assert values <= {"95.5", "-1.0", "0.0"}  # numbers stay numbers (not quoted as formulas)
+    # codes read as the dashboard's words, in the export's language; the subject is always named
+    assert {r[header.index("级别")] for r in rows} <= {"一级", "二级", "三级"}
+    states = {"未确认", "已确认", "已恢复未确认", "已恢复已确认", "已搁置", "设计抑制", "停用"}
+    assert {r[header.index("状态")] for r in rows} <= states
+    assert all(r[header.index("位号/对象")] for r in rows)
+    english_rows = list(csv.reader(io.StringIO(english)))
+    assert {r[2] for r in english_rows[1:]} <= {"P1", "P2", "P3"}
 
 
 def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_quoted() -> None:
