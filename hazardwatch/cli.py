@@ -400,6 +400,11 @@ def cmd_rules_backtest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _json_default(value: object) -> object:
+    """Times as ISO 8601 (with their offset), anything else as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def cmd_kpi(args: argparse.Namespace, settings: Settings) -> int:
     from alarms.kpi import Selection, compute
     from alarms.kpi_text import render
@@ -409,12 +414,15 @@ def cmd_kpi(args: argparse.Namespace, settings: Settings) -> int:
     start, end = _span(args)
     selection = Selection(args.division or "", args.enterprise)
     with connect(args.database_url or settings.database_url) as conn:
+        if args.enterprise and conn.execute("SELECT 1 FROM enterprises WHERE code = %s", (args.enterprise,)
+                                            ).fetchone() is None:  # fmt: skip
+            raise ConfigError(f"no enterprise {args.enterprise!r} in the ledger")
         try:
             kpis = compute(conn, start, end, selection, online_rates(conn, start, end, "enterprise"))
         except ValueError as err:
             raise ConfigError(str(err)) from err
     if args.json:
-        print(json.dumps(kpis.as_dict(), default=str, ensure_ascii=False, indent=1))
+        print(json.dumps(kpis.as_dict(), default=_json_default, ensure_ascii=False, indent=1))
     else:
         print(render(kpis, settings.timezone))
     return 0

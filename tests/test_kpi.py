@@ -281,6 +281,7 @@ def test_the_command_line_prints_the_kpis_in_local_time_or_as_json(
     assert len(data["floods"]) == len(kpis.floods)
     assert data["time_to_ack"]["p90"] == kpis.time_to_ack.p90
     assert data["online"]["expected"] > 0
+    assert datetime.fromisoformat(data["floods"][0]["start"]).utcoffset() is not None  # ISO 8601 times
 
     assert main(["kpi", *span, "--enterprise", "E330110001"]) == 0
     text = capsys.readouterr().out
@@ -292,6 +293,8 @@ def test_the_command_line_prints_the_kpis_in_local_time_or_as_json(
     assert f"{kpis.bad_actors[0].source}" in text
     assert "一级" in text
     assert main(["kpi", "--database-url", day, "--from", "yesterday", "--to", END.isoformat()]) == 2
+    assert main(["kpi", *span, "--enterprise", "E999"]) == 2  # not in the ledger: not "no alarms"
+    assert "no enterprise 'E999'" in capsys.readouterr().err
 
 
 def test_bad_actors_are_named_by_their_ledger_code_whatever_their_kind(
