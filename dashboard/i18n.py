@@ -12,6 +12,8 @@ DEFAULT_LANG = "zh"
 
 ZH: dict[str, str] = {
     "html_lang": "zh-CN",
+    "page_not_found": "页面不存在",
+    "back_to_board": "返回报警看板",
     "app_name": "重大危险源监测预警",
     "board_title": "实时报警",
     "login_title": "登录",
@@ -330,6 +332,8 @@ ZH: dict[str, str] = {
 
 EN: dict[str, str] = {
     "html_lang": "en",
+    "page_not_found": "Page not found",
+    "back_to_board": "Back to the alarm board",
     "app_name": "Major Hazard Monitoring",
     "board_title": "Live alarms",
     "login_title": "Sign in",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import html
 import logging
 
 import psycopg
@@ -11,6 +12,7 @@ from aiohttp.typedefs import Handler
 
 from dashboard.context import POOL
 from dashboard.errors import DatabaseUnavailable
+from dashboard.i18n import request_lang, strings
 from dashboard.responses import NO_STORE, SESSION_KEY, ApiError, error_response
 from dashboard.sessions import COOKIE, resolve_api_token, resolve_session
 
@@ -44,6 +46,20 @@ SECURITY_HEADERS = {
 }
 
 
+def _page_not_found(request: web.Request) -> web.Response:
+    """A page that does not exist, said in the user's language, with the way back to the board."""
+    words = strings(request_lang(request)[0])
+    title, back = html.escape(words["page_not_found"]), html.escape(words["back_to_board"])
+    body = (
+        f'<!doctype html><html lang="{html.escape(words["html_lang"])}"><head><meta charset="utf-8">'
+        f"<title>{title}</title></head><body><h1>{title}</h1>"
+        f'<p><a href="/">{back}</a></p></body></html>'
+    )
+    return web.Response(
+        status=404, text=body, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every API failure is ``{"error": code, "message": ...}``; pages keep aiohttp's errors."""
@@ -56,6 +72,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         logger.warning("%s %s: database unavailable: %s", request.method, request.path, err)
         return error_response(ApiError(503, "unavailable", "the database is unavailable; retry shortly"))
     except web.HTTPException as err:
+        if err.status == 404 and not is_api and request.method in SAFE_METHODS:
+            return _page_not_found(request)
         if not is_api or err.status < 400:
             raise
         code = HTTP_CODES.get(err.status, "error")

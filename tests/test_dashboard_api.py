@@ -384,6 +384,15 @@ async def test_enterprise_user_cannot_reach_another_enterprise(seeded: Seeded) -
         assert (status, body["error"]) == (404, "not_found")
         status, _ = await user.get(f"/api/v1/tags/{seeded.tags[f'{AWAY}/LT301']}/trend")
         assert status == 404
+        # a page that does not exist says so in the user's language, with the way back
+        for path, words in (("/no-such-page", "页面不存在"), ("/no-such-page?lang=en", "Page not found")):
+            async with user.session.get(path) as response:
+                page = await response.text()
+                assert (response.status, response.content_type) == (404, "text/html"), path
+                assert words in page
+                assert 'href="/"' in page
+        status, body = await user.get("/api/v1/no-such-thing")
+        assert (status, body["error"]) == (404, "not_found")  # the API keeps answering JSON
         status, body = await user.post(f"/api/v1/alarms/{mine}/ack", {})
         assert status == 200
         assert body["alarm"]["acked_by"] == "qiye"
