@@ -157,7 +157,14 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
 
 
 def sync_ledger(conn: Conn, plant: Plant) -> SyncReport:
-    """Upsert the whole plant in one transaction."""
+    """Upsert the whole plant in one transaction.
+
+    A gas limit missing or above GB/T 50493-2019's is stored as the plant gave it (the plant's
+    ledger is the record) and logged as a warning, once per tag: ``hazardwatch check`` exits 1 on it.
+    """
+    for enterprise, _, _, tag in plant.iter_tags():
+        for finding in tag.gas_findings():
+            logger.warning("ledger %s %s (%s): %s", enterprise.code, tag.code, tag.name, finding)
     sources = changes = retired = 0
     with conn.transaction():
         for enterprise in plant.enterprises:

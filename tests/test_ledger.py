@@ -193,3 +193,22 @@ def test_check_command_reports_gas_findings(tmp_path: Path) -> None:
     ok = subprocess.run([sys.executable, "-m", "hazardwatch", "check", str(SAMPLE_DEVICES)],
                         capture_output=True, text=True, timeout=60)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
+
+
+def test_a_gas_limit_above_the_standard_is_stored_and_warned_of_at_sync(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    from ingest.ledger_sync import sync_ledger
+    from ingest.migrate import migrate
+
+    plant = load_plant_text(_broken("limits: {h: 7.5, hh: 15}", "limits: {h: 10, hh: 15}"), "devices.yaml")
+    migrate(database_url)
+    with caplog.at_level("WARNING", logger="ingest.ledger_sync"), psycopg.connect(database_url) as conn:
+        sync_ledger(conn, plant)
+        stored = conn.execute("SELECT h FROM tags WHERE code = 'AT401'").fetchone()
+    assert stored == (10.0,)  # the plant's ledger is the record
+    warned = [r.getMessage() for r in caplog.records if "AT401" in r.getMessage()]
+    assert len(warned) == 1
+    assert "GB/T 50493-2019" in warned[0]
