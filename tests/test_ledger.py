@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant, load_plant, load_plant_text
 from hazardwatch.ledger.grading import Holding, alpha_for, grade_hazard_source
 from hazardwatch.ledger.models import credit_code_check_char
+from ingest.ledger_sync import sync_ledger
+from ingest.migrate import migrate
 from tests.support import SAMPLE_DEVICES
 
 
@@ -198,11 +201,6 @@ def test_check_command_reports_gas_findings(tmp_path: Path) -> None:
 def test_a_gas_limit_above_the_standard_is_stored_and_warned_of_at_sync(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import psycopg
-
-    from ingest.ledger_sync import sync_ledger
-    from ingest.migrate import migrate
-
     plant = load_plant_text(_broken("limits: {h: 7.5, hh: 15}", "limits: {h: 10, hh: 15}"), "devices.yaml")
     migrate(database_url)
     with caplog.at_level("WARNING", logger="ingest.ledger_sync"), psycopg.connect(database_url) as conn:
