@@ -10,11 +10,13 @@ store-and-forward buffer and sends. Every ``heartbeat_s`` the gateway's health i
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +160,48 @@ class ConfigStatus:
     at_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
 
 
+MAX_UNSAVED_BATCHES = 2_000  # about 15 minutes of batches at the default interval
+
+
+class Unsaved:
+    """Batches the buffer could not commit (a full disk, an I/O error), held in memory in order
+    and committed first at the next turn, so the gateway keeps reading instead of dying.
+
+    Bounded: beyond ``limit`` the oldest are dropped, counted and logged. What is here is in memory
+    only: the heartbeat reports it, with the error, until the buffer takes it.
+    """
+
+    def __init__(self, limit: int = MAX_UNSAVED_BATCHES) -> None:
+        self.limit = limit
+        self.batches: collections.deque[wire.ReadingBatch] = collections.deque()
+        self.error: str | None = None
+        self.dropped_batches = 0
+        self.dropped_readings = 0
+
+    def commit(self, publisher: Publisher, batch: wire.ReadingBatch | None) -> None:
+        """Commit what is held, then ``batch``, in order; keep what the buffer refuses (disk I/O)."""
+        if batch is not None:
+            self.batches.append(batch)
+        while self.batches:
+            try:
+                publisher.submit(self.batches[0])
+            except (sqlite3.Error, OSError) as err:
+                if self.error is None:
+                    logger.exception("gateway %s/%s: the buffer cannot commit; batches are held in memory"
+                                     " (at most %d) until it can", publisher.enterprise, publisher.gateway,
+                                     self.limit)  # fmt: skip
+                self.error = str(err)
+                break
+            self.batches.popleft()
+        while len(self.batches) > self.limit:
+            self.dropped_batches += 1
+            self.dropped_readings += len(self.batches.popleft())
+        if not self.batches and self.error is not None:
+            logger.warning("gateway %s/%s: the buffer commits again (%d batches dropped meanwhile)",
+                           publisher.enterprise, publisher.gateway, self.dropped_batches)  # fmt: skip
+            self.error = None
+
+
 @dataclass
 class GatewayRuntime:
     """One running gateway, as the heartbeat, the metrics endpoint and tests see it."""
@@ -169,6 +213,7 @@ class GatewayRuntime:
     source_set: SourceSet
     config: ConfigStatus
     started_ms: int = field(default_factory=lambda: time.time_ns() // 1_000_000)
+    unsaved: Unsaved = field(default_factory=Unsaved)
 
     @property
     def sources(self) -> list[Source]:
@@ -223,6 +268,9 @@ class GatewayRuntime:
                 "dropped_batches": stats.dropped_batches,
                 "dropped_readings": stats.dropped_readings,
                 "kept_batches": stats.kept_batches,
+                "unsaved_batches": len(self.unsaved.batches),
+                "unsaved_dropped_batches": self.unsaved.dropped_batches,
+                "error": self.unsaved.error,
                 "resent_batches": stats.resent_batches,
                 "durability": self.gateway.buffer.durability,
             },
@@ -280,9 +328,9 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(collector.full.wait(), interval)
-            if len(collector):
+            if len(collector) or runtime.unsaved.batches:
                 # committing to the buffer fsyncs: keep that off the event loop
-                await asyncio.to_thread(publisher.submit, collector.cut())
+                await asyncio.to_thread(runtime.unsaved.commit, publisher, _cut(collector))
             await asyncio.to_thread(publisher.tick)
             while not pushes.empty() and not stop.is_set():
                 await apply_push(runtime, pushes.get_nowait())
@@ -294,8 +342,8 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         stop.set()
         # cancelled rather than stopped: do not wait for the sources' next turn
         await runtime.source_set.stop(cancel=_cancelling())
-        if len(collector):
-            await asyncio.to_thread(publisher.submit, collector.cut())
+        if len(collector) or runtime.unsaved.batches:
+            await asyncio.to_thread(runtime.unsaved.commit, publisher, _cut(collector))
         await asyncio.to_thread(publisher.stop)
         await asyncio.to_thread(_heartbeat, runtime, state_dir, publish=False)
         await asyncio.to_thread(buffer.close)
@@ -364,8 +412,16 @@ def _heartbeat(runtime: GatewayRuntime, state_dir: Path, *, publish: bool = True
         runtime.publisher.publish_health(health)
     path = health_path(state_dir, *runtime.key)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(health, indent=1), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(health, indent=1), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as err:  # a full disk must not stop the gateway; the heartbeat still went out
+        logger.warning("gateway %s/%s: health file %s not written: %s", *runtime.key, path, err)
+
+
+def _cut(collector: Collector) -> wire.ReadingBatch | None:
+    """The readings collected since the last cut, as a batch, if there are any."""
+    return collector.cut() if len(collector) else None
 
 
 def _cancelling() -> bool:

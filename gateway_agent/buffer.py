@@ -172,7 +172,8 @@ class Buffer:
                 dropped = self._enforce_bounds(now_ms)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self._db.execute("ROLLBACK")
                 self._reload()
                 raise
         if dropped:
@@ -244,7 +245,8 @@ class Buffer:
                     self._evict_sent(now_ms)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self._db.execute("ROLLBACK")
                 self._reload()
                 raise
             finally:
@@ -296,7 +298,8 @@ class Buffer:
                 self._bump({"resent_batches": moved})
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self._db.execute("ROLLBACK")
                 self._reload()
                 raise
             self._reload()

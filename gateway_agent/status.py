@@ -78,6 +78,14 @@ def _problems(status: GatewayStatus) -> list[str]:
         problems.append("devices not answering: " + ", ".join(down))
     if health["buffer"]["dropped_batches"]:
         problems.append(f"{health['buffer']['dropped_batches']} batches dropped from a full buffer")
+    buffer = health["buffer"]
+    if buffer.get("error"):
+        held = buffer.get("unsaved_batches", 0)
+        problems.append(f"the buffer cannot commit ({buffer['error']}): {held} batches held in memory only")
+    if buffer.get("unsaved_dropped_batches"):
+        problems.append(
+            f"{buffer['unsaved_dropped_batches']} batches dropped while the buffer could not commit"
+        )
     config = health.get("config") or {}
     if config.get("status") in ("rejected", "rolled back"):
         problems.append(f"last pushed configuration {config['status']}: {config.get('error')}")

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway_agent.agent import Unsaved
 from gateway_agent.buffer import Buffer, Durability, read_stats
+from gateway_agent.publisher import Publisher
 from hazardwatch import wire
 from hazardwatch.quality import Quality
+from hazardwatch.settings import MqttAddress
+from tests.support import free_port
 
 
 def batch(readings: int = 1, tag: str = "LT1") -> wire.ReadingBatch:
@@ -112,3 +116,36 @@ def test_every_put_that_returned_survives_kill_9(tmp_path: Path, durability: Dur
     assert set(returned) <= held  # every batch whose put returned is there
     assert held == set(range(1, max(held) + 1))  # and nothing in between is missing
     assert reopened.put(batch(), 0).seq == max(held) + 1  # numbering never repeats
+
+
+def test_a_buffer_that_cannot_commit_holds_the_batches_in_memory_in_order(tmp_path: Path) -> None:
+    """A full disk (SQLite's SQLITE_FULL, for real) does not stop the gateway: its batches wait in
+    memory, bounded, and go into the buffer in order once it can take them."""
+    buffer = Buffer(tmp_path / "full.sqlite3")
+    publisher = Publisher("E1", "gw1", MqttAddress("127.0.0.1", free_port()), buffer)  # never started
+    unsaved = Unsaved(limit=3)
+
+    def batch(n: int) -> wire.ReadingBatch:
+        b = wire.ReadingBatch(gateway="gw1", seq=0, sent_ms=n)
+        for i in range(500):  # a batch larger than a page: a full database cannot take it
+            b.append(f"LT{i}", 1_796_061_600_000 + n, float(n), Quality.GOOD)
+        return b
+
+    unsaved.commit(publisher, batch(0))
+    pages = int(buffer._db.execute("PRAGMA page_count").fetchone()[0])
+    buffer._db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    for n in range(1, 6):
+        unsaved.commit(publisher, batch(n))
+    assert unsaved.error is not None
+    assert "full" in unsaved.error
+    assert [b.sent_ms for b in unsaved.batches] == [3, 4, 5]  # the newest, bounded
+    assert (unsaved.dropped_batches, unsaved.dropped_readings) == (2, 1000)
+    assert buffer.stats().depth == 1
+    buffer._db.execute(f"PRAGMA max_page_count = {pages * 1000}")  # space again
+    unsaved.commit(publisher, batch(6))
+    assert unsaved.error is None
+    assert not unsaved.batches
+    held = buffer.next_after(0, limit=10)
+    assert [s.seq for s in held] == [1, 2, 3, 4, 5]
+    assert [wire.decode(s.payload).sent_ms for s in held] == [0, 3, 4, 5, 6]
+    buffer.close()
