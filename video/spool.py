@@ -59,7 +59,8 @@ class EventSpool:
                 dropped = self._shed(seq)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self._db.execute("ROLLBACK")
                 self._bytes = int(
                     self._db.execute("SELECT coalesce(sum(length(payload)), 0) FROM events").fetchone()[0]
                 )
