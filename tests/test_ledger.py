@@ -210,3 +210,20 @@ def test_a_gas_limit_above_the_standard_is_stored_and_warned_of_at_sync(
     warned = [r.getMessage() for r in caplog.records if "AT401" in r.getMessage()]
     assert len(warned) == 1
     assert "GB/T 50493-2019" in warned[0]
+
+
+def test_a_document_that_explodes_through_its_aliases_or_nests_too_deep_is_refused() -> None:
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)},"
+        f" *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(8)
+    )  # 10^9 strings once expanded
+    with pytest.raises(
+        ConfigError, match=r"devices.yaml:1: the document expands to more than 1,000,000 nodes"
+    ):
+        load_plant_text(laughs, "devices.yaml")
+    with pytest.raises(ConfigError, match=r"devices.yaml:1: the document is nested too deeply"):
+        load_plant_text("version: 1\nenterprises: " + "[" * 20_000 + "]" * 20_000 + "\n", "devices.yaml")
+    shared = "x: &limits {ll: 10, l: 15, h: 85, hh: 90}\n"  # an alias or two is fine: a validation error
+    with pytest.raises(ConfigError, match=r"devices\.yaml:[0-9]+: .*version"):
+        load_plant_text(shared + "y: *limits\n", "devices.yaml")

@@ -96,6 +96,32 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[str]:
     return [message for _, message in sorted(problems)]
 
 
+MAX_EXPANDED_NODES = 1_000_000  # a devices file of 10 000 tags expands to about 200 000
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many nodes the document becomes once its aliases are expanded (each shared node counted
+    as often as it is used), computed once per node: a few aliases nested ("billion laughs") would
+    otherwise make validation run for ever."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a cycle (a recursive alias) counts once
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1
+        sizes[id(node)] = total = min(total, MAX_EXPANDED_NODES + 1)
+        return total
+
+    return size(root)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -108,7 +134,14 @@ def load_model_text(
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None and _expanded_size(root) > MAX_EXPANDED_NODES:
+            limit = f"{MAX_EXPANDED_NODES:,}"
+            raise ConfigError(
+                f"{source}:1: the document expands to more than {limit} nodes through its aliases"
+            )
         data = yaml.safe_load(text)
+    except RecursionError as err:
+        raise ConfigError(f"{source}:1: the document is nested too deeply") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
