@@ -42,10 +42,9 @@ def render(kpis: Kpis, timezone: str = "Asia/Shanghai", rows: int = 10) -> str:
         " (target < 1 %)",
     ]
     for flood in kpis.floods[:rows]:
-        lines.append(
-            f"    {_when(flood.start, zone)} → {_when(flood.end, zone)}  {flood.alarms} alarms,"
-            f" peak {flood.peak_10min} in 10 min{' (ongoing)' if flood.ongoing else ''}"
-        )
+        end = "(ongoing)" if flood.ongoing else _when(flood.end, zone)  # not the range's end, maybe ahead
+        start = _when(flood.start, zone)
+        lines.append(f"    {start} → {end}  {flood.alarms} alarms, peak {flood.peak_10min} in 10 min")
     lines.append(
         f"  top {len(kpis.bad_actors):<2} bad actors      {kpis.bad_actor_share_pct:.1f} % of all alarms"
         " (target < 5 %)"
