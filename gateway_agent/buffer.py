@@ -33,11 +33,12 @@ off the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -158,8 +159,7 @@ class Buffer:
             batch.replay = False
             payload = wire.encode(batch)
             stored = Stored(batch.seq, now_ms, len(batch), payload)
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 self._db.execute(
                     "INSERT INTO batches (seq, created_ms, readings, payload) VALUES (?, ?, ?, ?)",
                     (stored.seq, now_ms, stored.readings, payload),
@@ -170,12 +170,6 @@ class Buffer:
                 self._bytes += len(payload)
                 self._oldest = now_ms if self._oldest is None else self._oldest
                 dropped = self._enforce_bounds(now_ms)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
-                    self._db.execute("ROLLBACK")
-                self._reload()
-                raise
         if dropped:
             self._report_drop(*dropped)
         return stored
@@ -222,33 +216,28 @@ class Buffer:
         if not keys:
             return 0
         now_ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        keeping = bool(self._keep_sent_ms and self._keep_sent_bytes)
         with self._lock:
             self._db.execute("PRAGMA synchronous=NORMAL")  # a lost delete only means a resend
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                found = self._db.execute(
-                    f"SELECT count(*), coalesce(sum(readings), 0), coalesce(sum(length(payload)), 0) "
-                    f"FROM batches WHERE seq IN ({','.join('?' * len(keys))})",
-                    [k[0] for k in keys],
-                ).fetchone()
-                if self._keep_sent_ms and self._keep_sent_bytes:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO sent (seq, created_ms, acked_ms, readings, payload)"
-                        " SELECT seq, created_ms, ?, readings, payload FROM batches WHERE seq = ?",
-                        [(now_ms, k[0]) for k in keys],
-                    )
-                self._db.executemany("DELETE FROM batches WHERE seq = ?", keys)
-                self._bump({"acked_batches": found[0], "acked_readings": found[1]})
-                if self._keep_sent_ms and self._keep_sent_bytes:
-                    self._kept += found[0]  # (a resent batch left the sent table when it was queued again)
-                    self._kept_bytes += found[2]
-                    self._evict_sent(now_ms)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
-                    self._db.execute("ROLLBACK")
-                self._reload()
-                raise
+                with self._transaction():
+                    found = self._db.execute(
+                        f"SELECT count(*), coalesce(sum(readings), 0), coalesce(sum(length(payload)), 0) "
+                        f"FROM batches WHERE seq IN ({','.join('?' * len(keys))})",
+                        [k[0] for k in keys],
+                    ).fetchone()
+                    if keeping:
+                        self._db.executemany(
+                            "INSERT OR REPLACE INTO sent (seq, created_ms, acked_ms, readings, payload)"
+                            " SELECT seq, created_ms, ?, readings, payload FROM batches WHERE seq = ?",
+                            [(now_ms, k[0]) for k in keys],
+                        )
+                    self._db.executemany("DELETE FROM batches WHERE seq = ?", keys)
+                    self._bump({"acked_batches": found[0], "acked_readings": found[1]})
+                    if keeping:  # (a resent batch left the sent table when it was queued again)
+                        self._kept += found[0]
+                        self._kept_bytes += found[2]
+                        self._evict_sent(now_ms)
             finally:
                 self._db.execute(f"PRAGMA synchronous={self._durability.synchronous}")
             self._depth -= found[0]
@@ -287,8 +276,7 @@ class Buffer:
         """Put the kept batches numbered first..last back into the queue (ingest never got them);
         how many. Batches still queued are on their way anyway; forgotten ones are gone."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 moved = self._db.execute(
                     "INSERT OR IGNORE INTO batches (seq, created_ms, readings, payload)"
                     " SELECT seq, created_ms, readings, payload FROM sent WHERE seq BETWEEN ? AND ?",
@@ -296,14 +284,21 @@ class Buffer:
                 ).rowcount
                 self._db.execute("DELETE FROM sent WHERE seq BETWEEN ? AND ?", (first_seq, last_seq))
                 self._bump({"resent_batches": moved})
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
-                    self._db.execute("ROLLBACK")
-                self._reload()
-                raise
-            self._reload()
+            self._reload()  # the queue's totals with the batches back in it
             return int(moved)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (under the caller's lock); on failure the totals come from disk again."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                self._db.execute("ROLLBACK")
+            self._reload()
+            raise
 
     def _oldest_created(self) -> int | None:
         """Creation time of the first batch in line (the lowest sequence number)."""

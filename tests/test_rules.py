@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -109,7 +110,9 @@ def test_seeded_state_suppresses_a_duplicate_raise() -> None:
     assert got == []
 
 
-def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -> None:
+def delayed_tag_0() -> Callable[..., list[tuple[str, int, int]]]:
+    """An engine whose tag 0 (H 85, HH 90) has a 60 s on-delay and a 30 s off-delay; the returned
+    function evaluates (second, value) readings of tag 0 and gives (condition, level, second)."""
     engine = RuleEngine(config(delays=[(60_000, 30_000), (0, 0), (0, 0)]))
     s = 1000
 
@@ -121,6 +124,11 @@ def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -
         )
         return [(str(t.condition), t.level, t.ts_ms // s) for t in got]
 
+    return run
+
+
+def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -> None:
+    run = delayed_tag_0()
     assert run((0, 86.0), (30, 86.0), (40, 80.0)) == []  # above H for 40 s only: nothing
     assert run((50, 86.0), (100, 86.0), (110, 87.0)) == [("HIGH", 1, 110)]  # held 60 s: raised
     assert run((120, 80.0), (140, 86.0), (150, 80.0), (170, 80.0)) == []  # normal not held 30 s yet
@@ -129,17 +137,7 @@ def test_on_delay_ignores_a_fleeting_excursion_and_off_delay_holds_the_alarm() -
 
 def test_each_limit_has_its_own_delays_so_a_climb_from_h_to_hh_still_raises_h() -> None:
     """The overfill seen on a plant: above H 83 s, above HH 33 s of it, a 60 s on-delay: H at 60 s."""
-    engine = RuleEngine(config(delays=[(60_000, 30_000), (0, 0), (0, 0)]))
-    s = 1000
-
-    def run(*readings: tuple[int, float]) -> list[tuple[str, int, int]]:
-        ts = np.array([t * s for t, _ in readings], dtype=np.int64)
-        values = np.array([v for _, v in readings])
-        got = engine.evaluate(
-            np.zeros(len(readings), np.int64), ts, values, np.zeros(len(readings), np.int16)
-        )
-        return [(str(t.condition), t.level, t.ts_ms // s) for t in got]
-
+    run = delayed_tag_0()
     assert run((0, 86.0), (25, 88.0), (50, 91.0), (59, 92.0)) == []  # H crossed at 0, HH at 50
     assert run((60, 92.0)) == [("HIGH", 1, 60)]  # H held 60 s, though HH came in between
     assert run((83, 80.0), (100, 80.0)) == []  # HH never held its 60 s; normal not held 30 s yet
