@@ -87,7 +87,8 @@ def push(plant: Plant, address: MqttAddress, *, enterprise: str | None = None, g
     ]  # fmt: skip
     if not selected:
         raise ConfigError(f"no gateway matches enterprise={enterprise!r} gateway={gateway!r}")
-    client = make_client(address, f"hw-config-{uuid.uuid4().hex[:12]}")
+    # the identity's name when the broker binds client ids to identities (hw-config), else a fresh id
+    client = make_client(address, address.username or f"hw-config-{uuid.uuid4().hex[:12]}")
     try:
         client.connect(address.host, address.port, keepalive=30)
     except OSError as err:

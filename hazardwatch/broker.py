@@ -98,7 +98,7 @@ def platform_identity(name: str) -> Identity:
         _check_code(worker, "ingest worker")
         return Identity(kind="ingest", worker=worker)
     if name in PLATFORM:
-        return Identity(kind=name)  # type: ignore[arg-type]
+        return Identity(kind=name)
     raise ConfigError(f"unknown platform identity {name!r}: ingest-<worker>, workflows or config")
 
 

@@ -17,7 +17,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from hazardwatch import __version__, logsetup
+from hazardwatch import __version__, envfile, logsetup
+from hazardwatch.cli_broker import add_commands as add_broker_commands
+from hazardwatch.cli_broker import check_scope
 from hazardwatch.errors import ConfigError, HazardWatchError
 from hazardwatch.ledger import Plant, load_plant
 from hazardwatch.ledger.rulesfile import with_rules
@@ -156,9 +158,13 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     logsetup.configure(settings.log_level, "agent")
     metrics_flag = args.metrics or settings.agent_metrics
     metrics = None if metrics_flag.lower() in ("off", "none", "") else parse_host_port(metrics_flag)
+    plant, address = _plant(args, settings), parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
+    selected = [(e.code, g.id) for e in plant.enterprises for g in e.gateways
+                if args.enterprise in (None, e.code) and args.gateway in (None, g.id)]  # fmt: skip
+    check_scope(address.username, "agent", selected)
     serve(
-        _plant(args, settings),
-        parse_mqtt_url(args.mqtt_url or settings.mqtt_url),
+        plant,
+        address,
         state_dir=_agent_state_dir(args, settings),
         enterprise=args.enterprise,
         gateway=args.gateway,
@@ -223,7 +229,11 @@ def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
     from video.service import serve
 
     logsetup.configure(settings.log_level, "video")
-    serve(_plant(args, settings), parse_mqtt_url(args.mqtt_url or settings.mqtt_url),
+    plant, address = _plant(args, settings), parse_mqtt_url(args.mqtt_url or settings.mqtt_url)
+    selected = [(e.code, c.gateway) for e in plant.enterprises for _, c in e.iter_cameras()
+                if args.enterprise in (None, e.code) and args.gateway in (None, c.gateway)]  # fmt: skip
+    check_scope(address.username, "video", selected)
+    serve(plant, address,
           Path(args.state_dir) if args.state_dir else settings.var_dir / "video", enterprise=args.enterprise,
           gateway=args.gateway, group_size=args.group_size, log_level=settings.log_level)  # fmt: skip
     return 0
@@ -261,7 +271,8 @@ def cmd_workflows(args: argparse.Namespace, settings: Settings) -> int:
         from alarms.uplink import Uplink
         from hazardwatch.settings import parse_mqtt_url
 
-        flows.uplink = Uplink(parse_mqtt_url(uplink_url))
+        uplink_address = parse_mqtt_url(uplink_url)
+        flows.uplink = Uplink(uplink_address, client_id=uplink_address.username or "hw-workflows")
         flows.uplink.start()
         if args.once and not flows.uplink.wait_connected(10.0):
             print(f"warning: no uplink broker answers at {uplink_url}; nothing uplinked", file=sys.stderr)
@@ -659,12 +670,34 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p_bt, "devices", "database_url", "rules")
     p_bt.add_argument("--from", dest="start", required=True, help="start, ISO 8601 with a zone")
     p_bt.add_argument("--to", dest="end", required=True, help="end, ISO 8601 with a zone")
+
+    add_broker_commands(add)
+    _add_env_file(parser)
     return parser
+
+
+def _add_env_file(parser: argparse.ArgumentParser) -> None:
+    """``--env-file`` on every command and action, before or after the command's name."""
+    parser.add_argument("--env-file", metavar="FILE", default=argparse.SUPPRESS,
+                        help="read KEY=VALUE lines (mode 0600: secrets such as HW_MQTT_PASSWORD) over the "
+                             "environment before anything else (default: $HW_ENV_FILE)")  # fmt: skip
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_env_file(child)
+
+
+def apply_env_file(args: argparse.Namespace) -> None:
+    """The environment file of ``--env-file`` or $HW_ENV_FILE, over this process's environment."""
+    path = getattr(args, "env_file", None) or os.environ.get("HW_ENV_FILE")
+    if path:
+        envfile.apply(Path(path))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        apply_env_file(args)
         settings = Settings.from_env(dict(os.environ))
         handler: Handler = args.handler
         return handler(args, settings)

@@ -31,6 +31,9 @@ ENV_DOC: dict[str, str] = {
     "HW_RULES": "rules file: rule settings over the devices file's, e.g. a tuned limit (default: none)",
     "HW_AGENT_METRICS": "agent's Prometheus endpoint host:port, or 'off' (default 127.0.0.1:9108)",
     "HW_UPLINK_URL": "MQTT broker the workflows publish every alarm change to (default: none)",
+    "HW_ENV_FILE": "environment file (KEY=VALUE, mode 0600) read before the settings, as --env-file",
+    "HW_BROKER_DIR": "broker configuration and credentials directory (default $HW_VAR_DIR/broker)",
+    "HW_BROKER_PORT": "port of the broker `up` runs when HW_MQTT_URL is unset (default 1884)",
 }
 
 
@@ -108,6 +111,12 @@ class Settings:
     policy: str = ""  # the alarm policy file; "" = built-in defaults
     rules: str = ""  # the rules file; "" = the devices file's rules alone
     uplink_url: str = ""  # the MQTT broker the alarm journal is published to; "" = none
+    broker_dir_setting: str = ""  # "" = var_dir/broker
+    broker_port: int = 1884  # `up`'s own broker, beside a system one on 1883
+
+    @property
+    def broker_dir(self) -> Path:
+        return Path(self.broker_dir_setting) if self.broker_dir_setting else self.var_dir / "broker"
 
     @property
     def mqtt(self) -> MqttAddress:
@@ -119,8 +128,9 @@ class Settings:
         base = cls()
         try:
             port = int(env.get("HW_DASHBOARD_PORT", base.dashboard_port))
+            broker_port = int(env.get("HW_BROKER_PORT", base.broker_port))
         except ValueError as err:
-            raise ConfigError("HW_DASHBOARD_PORT must be a port number") from err
+            raise ConfigError("HW_DASHBOARD_PORT and HW_BROKER_PORT must be port numbers") from err
         return cls(
             database_url=env.get("HW_DATABASE_URL", base.database_url),
             mqtt_url=env.get("HW_MQTT_URL", base.mqtt_url),
@@ -135,4 +145,6 @@ class Settings:
             policy=env.get("HW_POLICY", base.policy),
             rules=env.get("HW_RULES", base.rules),
             uplink_url=env.get("HW_UPLINK_URL", base.uplink_url),
+            broker_dir_setting=env.get("HW_BROKER_DIR", base.broker_dir_setting),
+            broker_port=broker_port,
         )
