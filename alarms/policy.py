@@ -42,6 +42,7 @@ KIND_OF: dict[str, Kind] = {
     "STALE": "offline",
     "GATEWAY_OFFLINE": "offline",
     "DEVICE_COMM": "offline",
+    "CLOCK_AHEAD": "data",  # a gateway's readings stamped ahead of the platform clock (三级)
     "CAMERA_OFFLINE": "offline",
     "VOTE": "composite",
     "SOURCE": "composite",

@@ -1,8 +1,16 @@
-"""The dead-letter store: everything ingest could not accept, with the reason."""
+"""The dead-letter store: everything ingest could not accept, with the reason.
+
+Bounded whatever arrives: a letter keeps at most ``MAX_PREFIX_BYTES`` of its payload (a whole
+reading batch of a few thousand readings fits), with the whole payload's size and SHA-256, so
+that a 20 MB payload costs 64 KiB; the table keeps ``days`` of letters within ``max_bytes`` of
+payload, the oldest going first (``prune``, run with the hourly storage maintenance).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +18,9 @@ from typing import Any
 
 import psycopg
 
+logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[tuple[object, ...]]
+MAX_PREFIX_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +42,48 @@ def readings_payload(tags: list[str], ts: list[int], values: list[float | None],
 
 
 def store(conn: Conn, letters: list[DeadLetter]) -> None:
+    """Insert the letters: topic and reason cut to size, the payload to its prefix."""
     if not letters:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO dead_letters (topic, payload, reason) VALUES (%s, %s, %s)",
-            [(d.topic, d.payload, d.reason[:2000]) for d in letters],
+            "INSERT INTO dead_letters (topic, payload, reason, payload_size, payload_sha256)"
+            " VALUES (%s, %s, %s, %s, %s)",
+            [
+                (
+                    _printable(d.topic, 512),
+                    d.payload[:MAX_PREFIX_BYTES],
+                    _printable(d.reason, 2000),
+                    len(d.payload),
+                    hashlib.sha256(d.payload).digest(),
+                )
+                for d in letters
+            ],
         )
+
+
+def _printable(text: str, limit: int) -> str:
+    """Text PostgreSQL can hold (no NUL, no lone surrogates), cut to ``limit`` characters."""
+    cut = text[:limit].replace("\x00", "\\0")
+    return cut.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def prune(conn: Conn, days: int, max_bytes: int) -> list[str]:
+    """Retention: letters older than ``days``, then the oldest beyond ``max_bytes`` of payload."""
+    done = []
+    old = conn.execute(
+        "DELETE FROM dead_letters WHERE received_at < now() - make_interval(days => %s)", (days,)
+    ).rowcount
+    if old:
+        done.append(f"dropped {old} dead letters older than {days} days")
+    over = conn.execute(
+        "DELETE FROM dead_letters WHERE id <= (SELECT id FROM (SELECT id, sum(octet_length(payload))"
+        " OVER (ORDER BY id DESC) AS kept FROM dead_letters) k WHERE kept > %s ORDER BY id DESC LIMIT 1)",
+        (max_bytes,),
+    ).rowcount
+    if over:
+        done.append(f"dropped the {over} oldest dead letters beyond {max_bytes // 2**20} MiB of payload")
+    return done
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +92,28 @@ class StoredDeadLetter:
     received_at: datetime
     topic: str
     reason: str
-    payload: bytes
+    payload: bytes  # the prefix kept
+    size: int = 0  # of the whole payload
+    sha256: bytes = b""  # of the whole payload
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.payload)
 
 
 def recent(conn: Conn, limit: int = 50, since_id: int = 0) -> list[StoredDeadLetter]:
     rows = conn.execute(
-        "SELECT id, received_at, topic, reason, payload FROM dead_letters WHERE id > %s"
-        " ORDER BY id DESC LIMIT %s",
+        "SELECT id, received_at, topic, reason, payload, payload_size, payload_sha256 FROM dead_letters"
+        " WHERE id > %s ORDER BY id DESC LIMIT %s",
         (since_id, limit),
     ).fetchall()
     letters = []
     for r in rows:
-        received, payload = r[1], r[4]
+        received, payload, digest = r[1], r[4], r[6]
         assert isinstance(received, datetime)  # noqa: S101 - timestamptz column
         assert isinstance(payload, bytes)  # noqa: S101 - bytea column
-        letters.append(StoredDeadLetter(int(str(r[0])), received, str(r[2]), str(r[3]), payload))
+        digest = digest if isinstance(digest, bytes) else b""
+        letters.append(
+            StoredDeadLetter(int(str(r[0])), received, str(r[2]), str(r[3]), payload, int(str(r[5])), digest)
+        )
     return letters

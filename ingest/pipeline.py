@@ -23,17 +23,18 @@ from alarms.store import apply_transitions, expire, open_alarm_levels
 from hazardwatch import wire
 from hazardwatch.clock import Clock, SystemClock, utc_from_ms
 from hazardwatch.errors import WireError
-from hazardwatch.quality import VALUED_QUALITIES
-from ingest import deadletters
+from hazardwatch.quality import VALUED_QUALITIES, Quality
+from ingest import deadletters, sequence
+from ingest.clockskew import ClockWatch
 from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
-from ingest.devices import DeviceComm
+from ingest.devices import DeviceComm, Refresh
 from ingest.gateways import gateway_transitions, without_consequential_stale
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
 from ingest.video import record_cameras, record_event
-from rules.engine import RuleEngine
-from rules.types import Condition
+from rules.engine import RuleEngine, fault_band
+from rules.types import Condition, Transition
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class _Columns:
     ts: list[npt.NDArray[np.int64]] = field(default_factory=list)
     values: list[npt.NDArray[np.float64]] = field(default_factory=list)
     quality: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    clock: list[Transition] = field(default_factory=list)  # CLOCK_AHEAD raised by these messages
+    heard: list[int] = field(default_factory=list)  # gateways that sent a live batch all on time
 
 
 WARM_UP_MARGIN_MS = 60_000
@@ -72,7 +75,10 @@ MAX_WARM_UP_MS = 2 * 3_600_000  # longer delays or windows fill again from live 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_age_days: float = 30.0  # older readings are beyond raw retention
-    max_future_s: float = 300.0  # newer readings come from a gateway with a wrong clock
+    max_future_s: float = 5.0  # readings stamped further ahead of our clock move no rule state
+    max_payload_bytes: int = 4 * 1024 * 1024  # a larger message is dead-lettered unread
+    max_seq_jump: int = 100_000  # a batch numbered further from the last starts a new sequence epoch
+    max_gap_age_h: float = 24.0  # a gap older than this is given up (the agent keeps sent batches 24 h)
     resend_after_s: float = 30.0  # a gap open this long is asked for again…
     resend_every_s: float = 60.0  # …and again this often while it stays open…
     resend_attempts: int = 5  # …this many times; then its batches count as lost
@@ -110,6 +116,8 @@ class Pipeline:
         self._index: TagIndex | None = None
         self._engine: RuleEngine | None = None
         self._devices: DeviceComm | None = None
+        self._clockwatch = ClockWatch(self._limits.max_future_s)
+        self._band: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
         self._partition_days: set[date] = set()
         self._last_index_check_ms = 0
         self._backend: Backend = "plain"
@@ -143,8 +151,13 @@ class Pipeline:
             for subject, subject_id, level in open_composite_levels(conn):
                 engine.seed_composite(subject, subject_id, level)
         devices = DeviceComm(index, conn)
+        if self._index is None:
+            self._clockwatch = ClockWatch.load(
+                conn, list(index.gateways.values()), self._limits.max_future_s, now
+            )
         conn.rollback()
         self._index, self._engine, self._devices = index, engine, devices
+        self._band = fault_band(index.config.range_low, index.config.range_high)
         logger.info("tag index loaded: %d tags", index.config.size)
 
     def _warm_up(self, conn: Conn, index: TagIndex, engine: RuleEngine) -> None:
@@ -184,6 +197,7 @@ class Pipeline:
         assert self._engine is not None  # noqa: S101 - loaded above
         assert self._devices is not None  # noqa: S101 - loaded above
         saved, saved_devices = self._engine.state.copy(), self._devices.state.copy()
+        saved_clock = self._clockwatch.copy()
         try:
             now_ms = self._clock.now_ms()
             assert self._index is not None  # noqa: S101 - loaded above
@@ -193,12 +207,15 @@ class Pipeline:
                     self._engine.tick(now_ms), self._index.gateway_of_tag, down
                 )
                 device_changes, refreshes = self._devices.tick(now_ms)
-                changed = apply_transitions(conn, [*offline, *stale, *device_changes], self._policy)
+                clock_changes = self._clockwatch.due(now_ms)
+                changed = apply_transitions(conn, [*offline, *stale, *device_changes, *clock_changes],
+                                            self._policy)  # fmt: skip
                 for refresh in refreshes:
                     refresh.apply(conn)
                 return changed + expire(conn, utc_from_ms(now_ms), self._policy)
         except BaseException:
             self._engine.state, self._devices.state = saved, saved_devices
+            self._clockwatch = saved_clock
             if conn.closed or conn.broken:
                 self._conn = None
             raise
@@ -214,8 +231,13 @@ class Pipeline:
         self._load_index(conn)
         assert self._index is not None  # noqa: S101 - loaded above
         limits = self._limits
+        gateway_ids = list(self._index.gateways.values())
         try:
             with conn.transaction():
+                for given in sequence.give_up(conn, gateway_ids, limits.max_gap_age_h):
+                    logger.warning("gateway %d: %d gaps (%d batches) given up: older than %g h, or beyond "
+                                   "%d open gaps; they count as lost", given.gateway_id, given.gaps,
+                                   given.batches, limits.max_gap_age_h, sequence.MAX_OPEN_GAPS)  # fmt: skip
                 rows = conn.execute(
                     "UPDATE gateway_seq_gaps s"
                     " SET resend_requested_at = now(), resend_requests = resend_requests + 1"
@@ -225,8 +247,7 @@ class Pipeline:
                     " AND (s.resend_requested_at IS NULL"
                     "      OR s.resend_requested_at < now() - make_interval(secs => %s))"
                     " RETURNING e.code, g.code, s.first_seq, s.last_seq, s.resend_requests",
-                    (list(self._index.gateways.values()), limits.resend_attempts, limits.resend_after_s,
-                     limits.resend_every_s),
+                    (gateway_ids, limits.resend_attempts, limits.resend_after_s, limits.resend_every_s),
                 ).fetchall()  # fmt: skip
         except BaseException:
             if conn.closed or conn.broken:
@@ -250,11 +271,13 @@ class Pipeline:
         assert self._engine is not None  # noqa: S101 - loaded above
         assert self._devices is not None  # noqa: S101 - loaded above
         saved, saved_devices = self._engine.state.copy(), self._devices.state.copy()
+        saved_clock = self._clockwatch.copy()
         try:
             with conn.transaction():
                 return self._process(conn, self._index, self._engine, self._devices, messages)
         except BaseException:
             self._engine.state, self._devices.state = saved, saved_devices
+            self._clockwatch = saved_clock
             if conn.closed or conn.broken:
                 self._conn = None
             raise
@@ -265,11 +288,15 @@ class Pipeline:
         result = StepResult()
         letters: list[DeadLetter] = []
         columns = _Columns()
+        now_ms = self._clock.now_ms()
         for message in messages:
-            letters.extend(self._accept(conn, index, message, columns))
+            letters.extend(self._accept(conn, index, message, columns, now_ms))
         deadletters.store(conn, letters)
         result.dead_letters = len(letters)
+        clock_changes = [*columns.clock, *self._clockwatch.due(now_ms, columns.heard)]
         idx = np.concatenate(columns.idx) if columns.idx else np.zeros(0, np.int64)
+        transitions: list[Transition] = []
+        refreshes: list[Refresh] = []
         if idx.size:
             ts = np.concatenate(columns.ts)
             values = np.concatenate(columns.values)
@@ -278,14 +305,22 @@ class Pipeline:
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
             covered, device_changes, refreshes = devices.observe(idx, ts, quality)
-            transitions = engine.evaluate(idx, ts, values, quality, covered)
-            result.transitions = apply_transitions(conn, [*transitions, *device_changes], self._policy)
-            for refresh in refreshes:
-                refresh.apply(conn)
+            engine.rewind(now_ms)
+            transitions = [*engine.evaluate(idx, ts, values, quality, covered), *device_changes]
+        if transitions or clock_changes:
+            result.transitions = apply_transitions(conn, [*transitions, *clock_changes], self._policy)
+        for refresh in refreshes:
+            refresh.apply(conn)
         return result
 
-    def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns) -> list[DeadLetter]:
+    def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns,
+                now_ms: int) -> list[DeadLetter]:  # fmt: skip
         """Validate one message; append its good readings; return its dead letters."""
+        if len(message.payload) > self._limits.max_payload_bytes:
+            reason = (
+                f"payload of {len(message.payload)} bytes exceeds {self._limits.max_payload_bytes}; not read"
+            )
+            return [DeadLetter(message.topic, message.payload, reason)]
         try:
             address = wire.parse_topic(message.topic)
             if address.kind == "status":
@@ -310,12 +345,22 @@ class Pipeline:
         if gateway_id is None:
             reason = f"unknown gateway {address.enterprise}/{address.gateway}"
             return [DeadLetter(message.topic, message.payload, reason)]
-        _record_sequence(conn, gateway_id, batch.seq, self._now())
-        return self._split(index, address.enterprise, message.topic, batch, columns)
+        sequence.record(conn, gateway_id, batch.seq, replay=batch.replay, at=utc_from_ms(now_ms),
+                        max_jump=self._limits.max_seq_jump)  # fmt: skip
+        letters, ahead = self._split(index, address.enterprise, message.topic, batch, columns, now_ms)
+        if ahead:
+            lead_ms = max(batch.ts_ms[i] for i in ahead) - now_ms
+            columns.clock += self._clockwatch.ahead(
+                gateway_id, now_ms, lead_ms, (batch.tags[i] for i in ahead)
+            )
+        elif not batch.replay:
+            columns.heard.append(gateway_id)  # a live batch all on time: its clock may be right again
+        return letters
 
     def _split(self, index: TagIndex, enterprise: str, topic: str, batch: wire.ReadingBatch,
-               columns: _Columns) -> list[DeadLetter]:  # fmt: skip
-        now = self._clock.now_ms()
+               columns: _Columns, now: int) -> tuple[list[DeadLetter], list[int]]:  # fmt: skip
+        """Append the batch's acceptable readings to ``columns``; return the dead letters of the
+        others and the positions of those stamped ahead of our clock."""
         oldest = now - int(self._limits.max_age_days * DAY_MS)
         newest = now + int(self._limits.max_future_s * 1000)
         n = len(batch)
@@ -328,9 +373,10 @@ class Pipeline:
         left = np.ones(n, bool)
         rejected: dict[str, list[int]] = {}
         valued = (quality >= 0) & (quality <= max(VALUED_QUALITIES))
+        ahead_reason = f"timestamp ahead of the platform clock by more than {self._limits.max_future_s:g} s"
         for reason, bad in (
             (None, idx < 0),
-            ("timestamp in the future (gateway clock skew)", ts > newest),
+            (ahead_reason, ts > newest),
             ("timestamp older than raw retention", ts < oldest),
             ("value is not a finite number", valued & ~np.isfinite(values)),
         ):
@@ -340,6 +386,7 @@ class Pipeline:
                 for i in np.flatnonzero(hit).tolist():
                     key = reason or f"unknown tag {enterprise}/{batch.tags[i]}"
                     rejected.setdefault(key, []).append(i)
+        self._beyond_range(idx, values, quality, left & valued)
         columns.idx.append(idx[left])
         columns.ts.append(ts[left])
         columns.values.append(values[left])
@@ -353,7 +400,18 @@ class Pipeline:
                 [batch.quality[i] for i in rows],
             )
             letters.append(DeadLetter(topic, payload, f"{reason} ({len(rows)} readings)"))
-        return letters
+        return letters, rejected.get(ahead_reason, [])
+
+    def _beyond_range(self, idx: npt.NDArray[np.int64], values: npt.NDArray[np.float64],
+                      quality: npt.NDArray[np.int16], valued: npt.NDArray[np.bool_]) -> None:  # fmt: skip
+        """A value beyond its tag's measuring range by more than NAMUR NE 43's band is no measurement:
+        stored as INSTRUMENT_FAULT without a value (the rules raise FAULT on it, as on the number)."""
+        assert self._band is not None  # noqa: S101 - set with the index
+        low, high = self._band
+        at = np.flatnonzero(valued)
+        beyond = at[(values[at] < low[idx[at]]) | (values[at] > high[idx[at]])]
+        quality[beyond] = Quality.INSTRUMENT_FAULT
+        values[beyond] = np.nan
 
     def _ensure_partitions(self, conn: Conn, first_ms: int, last_ms: int) -> None:
         first = datetime.fromtimestamp(first_ms / 1000, tz=UTC).date()
@@ -371,49 +429,6 @@ def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.Reading
     if address.kind != "readings":
         raise WireError(f"ingest does not take {address.kind!r} messages")
     return wire.decode(payload)
-
-
-def _record_sequence(conn: Conn, gateway_id: int, seq: int, at: datetime) -> None:
-    """Open a gap when a batch jumps ahead of the last one; close it as the missing ones arrive.
-
-    The same rule holds for live and replayed batches, so the order they arrive in does not
-    matter: ``gateways.seq_gaps`` always counts the batches numbered and not yet received.
-    """
-    row = conn.execute("SELECT last_seq FROM gateways WHERE id = %s FOR UPDATE", (gateway_id,)).fetchone()
-    last = int(str(row[0])) if row is not None and row[0] is not None else None
-    if last is None or seq > last:
-        missing = 0 if last is None else seq - last - 1
-        if missing:
-            conn.execute(
-                "INSERT INTO gateway_seq_gaps (gateway_id, first_seq, last_seq) VALUES (%s, %s, %s)",
-                (gateway_id, seq - missing, seq - 1),
-            )
-        conn.execute(
-            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s, last_seen_at = %s WHERE id = %s",
-            (seq, missing, at, gateway_id),
-        )
-        return
-    gap = conn.execute(
-        "DELETE FROM gateway_seq_gaps WHERE gateway_id = %s AND first_seq <= %s AND last_seq >= %s"
-        " RETURNING first_seq, last_seq, opened_at, resend_requested_at",
-        (gateway_id, seq, seq),
-    ).fetchone()
-    if gap is None:
-        return  # a duplicate: nothing was missing
-    first, last_missing, opened_at, requested_at = int(str(gap[0])), int(str(gap[1])), gap[2], gap[3]
-    for a, b in ((first, seq - 1), (seq + 1, last_missing)):
-        if a <= b:
-            # the rest keeps its age and when it was asked for (no second ask while one is answered);
-            # a batch arriving is progress, so its count of requests starts again
-            conn.execute(
-                "INSERT INTO gateway_seq_gaps"
-                " (gateway_id, first_seq, last_seq, opened_at, resend_requested_at, resend_requests)"
-                " VALUES (%s, %s, %s, %s, %s, 0)",
-                (gateway_id, a, b, opened_at, requested_at),
-            )
-    conn.execute(
-        "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = %s WHERE id = %s", (at, gateway_id)
-    )
 
 
 def _record_status(

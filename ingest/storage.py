@@ -29,6 +29,7 @@ import psycopg
 
 from hazardwatch.clock import utc_from_ms
 from hazardwatch.errors import ConfigError
+from ingest import deadletters
 from ingest.copybuf import readings_copy_buffer
 from ingest.migrate import current_backend
 
@@ -48,6 +49,8 @@ class Retention:
     raw_days: int = 90
     minute_days: int = 400
     hour_days: int = 3650
+    dead_letter_days: int = 30
+    dead_letter_mb: int = 256  # payload bytes the dead letters keep at most, the oldest dropped first
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Retention:
@@ -58,9 +61,15 @@ class Retention:
                 int(env.get("HW_RETAIN_RAW_DAYS", base.raw_days)),
                 int(env.get("HW_RETAIN_1M_DAYS", base.minute_days)),
                 int(env.get("HW_RETAIN_1H_DAYS", base.hour_days)),
+                int(env.get("HW_RETAIN_DEAD_LETTER_DAYS", base.dead_letter_days)),
+                int(env.get("HW_DEAD_LETTER_MAX_MB", base.dead_letter_mb)),
             )
         except ValueError as err:
-            raise ConfigError(f"HW_RETAIN_*_DAYS must be whole numbers of days: {err}") from err
+            raise ConfigError(
+                f"HW_RETAIN_*_DAYS and HW_DEAD_LETTER_MAX_MB must be whole numbers: {err}"
+            ) from err
+        if retention.dead_letter_days < 1 or retention.dead_letter_mb < 1:
+            raise ConfigError("HW_RETAIN_DEAD_LETTER_DAYS and HW_DEAD_LETTER_MAX_MB must be at least 1")
         if retention.raw_days < 30:
             raise ConfigError("HW_RETAIN_RAW_DAYS must be at least 30 (regulatory minimum for raw data)")
         if not retention.raw_days <= retention.minute_days <= retention.hour_days:
@@ -278,6 +287,7 @@ def maintain(conn: Conn, retention: Retention, now: datetime | None = None) -> l
             done = _retention_policies(conn, retention)
         else:
             done = _drop_expired(conn, retention, now)
+        done += deadletters.prune(conn, retention.dead_letter_days, retention.dead_letter_mb * 2**20)
         conn.commit()
     except BaseException:
         conn.rollback()

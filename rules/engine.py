@@ -44,6 +44,7 @@ from rules.windows import History, evaluate_windows, frozen_levels
 UNDER_RANGE_SHARE = 0.0125
 OVER_RANGE_SHARE = 0.03125
 
+
 # GOOD (0) and UNCERTAIN (1) are the qualities that carry a value.
 _MAX_VALUED = max(VALUED_QUALITIES)
 assert set(range(_MAX_VALUED + 1)) == VALUED_QUALITIES  # noqa: S101 - the codes stay contiguous
@@ -97,6 +98,17 @@ class TagConfig:
 I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+
+
+def fault_band(range_low: F64, range_high: F64) -> tuple[F64, F64]:
+    """Per tag, the values beyond which a reading is an instrument fault (NaN where no range is set),
+    clipped to the finite floats: an infinite value is never a reading."""
+    span = range_high - range_low
+    biggest = np.finfo(np.float64).max
+    low: F64 = np.clip(range_low - UNDER_RANGE_SHARE * span, -biggest, biggest)
+    high: F64 = np.clip(range_high + OVER_RANGE_SHARE * span, -biggest, biggest)
+    return low, high
+
 
 LONG_AGO = -(2**62)  # a raw level held "since forever": any delay has passed
 
@@ -172,10 +184,7 @@ class RuleEngine:
         self._index_of = {int(t): i for i, t in enumerate(config.tag_id)}
         # per tag: the band outside which a reading is an instrument fault, the window conditions' reach
         # (inside the finite floats: an infinite value is never a reading)
-        span = config.range_high - config.range_low
-        biggest = np.finfo(np.float64).max
-        self._fault_low = np.clip(config.range_low - UNDER_RANGE_SHARE * span, -biggest, biggest)
-        self._fault_high = np.clip(config.range_high + OVER_RANGE_SHARE * span, -biggest, biggest)
+        self._fault_low, self._fault_high = fault_band(config.range_low, config.range_high)
         self._window_ms = config.window_ms
         self._changed: list[tuple[int, I64, I64, I8, I8]] = []  # the batch's tag changes (composites)
 
@@ -258,6 +267,16 @@ class RuleEngine:
         return [
             Transition(int(cfg.tag_id[i]), Condition.STALE, 1, now_ms, None, None) for i in silent.tolist()
         ]
+
+    def rewind(self, now_ms: int) -> None:
+        """No tag's last evaluated time lies ahead of ``now_ms`` (the platform's clock).
+
+        Readings are evaluated only when newer than the last one evaluated for their tag, so a time
+        ahead of the clock (a reading accepted within ingest's tolerance, a gateway clock that then
+        stepped back) would leave the tag deaf to real readings until the clock caught up; brought
+        back to now, the tag hears the next real reading.
+        """
+        np.minimum(self.state.last_ts, now_ms, out=self.state.last_ts)
 
     def evaluate(
         self,

@@ -18,6 +18,7 @@ class Condition(StrEnum):
     SOURCE = "SOURCE"  # level 1 = several conditions active in one hazard source (hazard-source warning)
     GATEWAY_OFFLINE = "GATEWAY_OFFLINE"  # level 1 = a gateway went silent or offline
     DEVICE_COMM = "DEVICE_COMM"  # level 1 = a device (PLC, DCS) of a gateway does not answer
+    CLOCK_AHEAD = "CLOCK_AHEAD"  # level 1 = a gateway stamps readings ahead of the platform's clock
 
 
 class Subject(StrEnum):

@@ -436,7 +436,8 @@ def test_fuzzed_payloads_are_dead_lettered_and_ingest_goes_on(
     consumer = consumer_for(database_url, broker_port, HANGZHOU)
     with running(consumer) as worker, publisher(broker_port) as pub:
         pub.send([(topic, payload) for _, payload in corpus])
-        pub.send([(topic, batch(HANGZHOU, 20_000, int(time.time() * 1000) - 1000))])
+        # batch 20,000 is stamped t0 + 200 s: a second ago
+        pub.send([(topic, batch(HANGZHOU, 20_000, int(time.time() * 1000) - 201_000))])
         until(lambda: consumer.processed == FUZZ_COUNT + 1, "every message acknowledged", timeout=90)
         assert worker.is_alive()
     assert readings_of(database_url, HANGZHOU) == PER_BATCH  # the good batch after them all

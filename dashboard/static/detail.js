@@ -72,12 +72,13 @@ window.HWDetail = (function () {
     const list = $("why-fields");
     list.replaceChildren();
     field(list, HW.t("why_condition"), HW.conditionLabel(a) + " · " + HW.t("kind_" + a.kind));
-    const unit = a.unit ? " " + a.unit : "";
+    const unit = a.unit ? " " + a.unit : a.condition === "CLOCK_AHEAD" ? " s" : "";  // its lead on our clock
     if (a.value != null) field(list, HW.t("value"), HW.fmtNumber(a.value) + unit);
     const detail = a.detail || {};
     if (detail.score != null) field(list, HW.t("why_score"), HW.fmtNumber(detail.score) + (detail.suspected ? " · " + HW.t("why_suspected") : ""));
     if (detail.zone) field(list, HW.t("why_zone"), detail.zone);
     if (Array.isArray(detail.devices) && detail.devices.length) field(list, HW.t("why_devices"), detail.devices.join(", "));
+    if (Array.isArray(detail.tags) && detail.tags.length) field(list, HW.t("why_tags_ahead"), detail.tags.join(", "));
     if (a.limit_value != null) {
       field(list, HW.t("limit"), HW.fmtNumber(a.limit_value) + unit);
       if (a.value != null && (a.condition === "HIGH" || a.condition === "LOW")) {  // a prediction is not beyond it yet
