@@ -104,6 +104,7 @@ async def _database_families(conn: AsyncConn) -> list[str]:
     lines += family(
         "hw_gateway_last_seen_age_seconds", "gauge", "seconds since a gateway's last message", ages
     )
+    lines += await _sequences(conn)
     row = await (
         await conn.execute("SELECT extract(epoch FROM now() - max(received_at)) FROM readings_latest")
     ).fetchone()
@@ -115,7 +116,44 @@ async def _database_families(conn: AsyncConn) -> list[str]:
     ).fetchone()
     lines += family("hw_dead_letters_last_hour", "gauge", "payloads rejected in the last hour",
                     [({}, float(str(row[0])) if row else 0.0)])  # fmt: skip
+    stored = "SELECT count(*), coalesce(sum(octet_length(payload)), 0) FROM dead_letters"
+    row = await (await conn.execute(stored)).fetchone()
+    lines += family("hw_dead_letters_stored", "gauge", "dead letters kept (within retention and size cap)",
+                    [({}, float(str(row[0])) if row else 0.0)])  # fmt: skip
+    lines += family("hw_dead_letters_stored_bytes", "gauge", "payload bytes the dead letters keep",
+                    [({}, float(str(row[1])) if row else 0.0)])  # fmt: skip
     lines += await _outbox_lag(conn)
+    return lines
+
+
+async def _sequences(conn: AsyncConn) -> list[str]:
+    """Per gateway: batches numbered and not received, given up for lost, and sequence epochs."""
+    rows = await (
+        await conn.execute(
+            "SELECT e.code, g.code, g.seq_gaps, g.seq_lost, g.seq_epochs FROM gateways g"
+            " JOIN enterprises e ON e.id = g.enterprise_id WHERE g.last_seq IS NOT NULL"
+        )
+    ).fetchall()
+    lines: list[str] = []
+    for index, (name, help_text) in enumerate(
+        (
+            (
+                "hw_gateway_seq_missing_batches",
+                "batches a gateway numbered that have not arrived (open gaps)",
+            ),
+            (
+                "hw_gateway_seq_lost_batches",
+                "batches given up for lost (gaps too old, or left by a new epoch)",
+            ),
+            (
+                "hw_gateway_seq_epochs",
+                "times a gateway's numbering started again (a new buffer, or a forgery)",
+            ),
+        ),
+        start=2,
+    ):
+        samples = [({"enterprise": str(r[0]), "gateway": str(r[1])}, float(str(r[index]))) for r in rows]
+        lines += family(name, "gauge", help_text, samples)
     return lines
 
 

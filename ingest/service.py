@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import FrameType
 
 import psycopg
@@ -13,6 +14,7 @@ import psycopg
 from alarms.policy import DEFAULT, Policy
 from alarms.risk import risk_tick
 from hazardwatch.clock import Clock, SystemClock, utc_from_ms
+from hazardwatch.errors import ConfigError
 from hazardwatch.ledger import Plant
 from hazardwatch.settings import parse_mqtt_url
 from ingest.consumer import Consumer, subscriptions
@@ -57,7 +59,7 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
     consumer = Consumer(
         Pipeline(
             database_url,
-            limits=Limits(max_age_days=retention.raw_days),
+            limits=limits_from_env(retention),
             policy=policy,
             enterprises=enterprises,
         ),
@@ -71,6 +73,23 @@ def serve(database_url: str, mqtt_url: str, *, plant: Plant | None, enterprises:
     maintenance.join(timeout=10)
     risk.join(timeout=10)
     logger.info("ingest stopped after %d messages", consumer.processed)
+
+
+def limits_from_env(retention: Retention, environ: Mapping[str, str] | None = None) -> Limits:
+    """What ingest believes of the edge: ``HW_CLOCK_TOLERANCE_S`` (how far ahead of our clock a
+    source time may be, 5 s) and ``HW_MAX_PAYLOAD_BYTES`` (4 MiB, as the broker's packet limit)."""
+    env = os.environ if environ is None else environ
+    base = Limits()
+    try:
+        tolerance = float(env.get("HW_CLOCK_TOLERANCE_S", base.max_future_s))
+        payload = int(env.get("HW_MAX_PAYLOAD_BYTES", base.max_payload_bytes))
+    except ValueError as err:
+        raise ConfigError(f"HW_CLOCK_TOLERANCE_S and HW_MAX_PAYLOAD_BYTES must be numbers: {err}") from err
+    if not 0 <= tolerance <= 300:
+        raise ConfigError("HW_CLOCK_TOLERANCE_S must be between 0 and 300 seconds")
+    if not 64 * 1024 <= payload <= 256 * 2**20:
+        raise ConfigError("HW_MAX_PAYLOAD_BYTES must be between 65536 and 268435456")
+    return Limits(max_age_days=retention.raw_days, max_future_s=tolerance, max_payload_bytes=payload)
 
 
 def worker_client_id(worker_id: str) -> str:
