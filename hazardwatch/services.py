@@ -139,14 +139,7 @@ class PrivateMosquitto:
         return self.root / "mosquitto.log"
 
     def start(self) -> None:
-        binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        if binary is None:
-            raise ConfigError(
-                "no MQTT broker answers at the configured URL and mosquitto is not installed: install it "
-                "(Debian: apt-get install mosquitto) or set HW_MQTT_URL to a reachable broker"
-            )
+        binary = _mosquitto_binary()
         if not port_free(self.port):
             raise ConfigError(f"port {self.port} for the private Mosquitto is taken")
         self.root.mkdir(parents=True, exist_ok=True)
@@ -195,6 +188,56 @@ class PrivateMosquitto:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+
+class ConfiguredMosquitto:
+    """Mosquitto run on a configuration ``hazardwatch broker config`` wrote, as written."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory.resolve()
+        self.port = port
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    def start(self) -> None:
+        binary = _mosquitto_binary()
+        if not port_free(self.port):
+            raise ConfigError(f"port {self.port} for the private Mosquitto is taken")
+        self._proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)  # fmt: skip
+        if not _wait_port(self.port, 10):
+            self.stop()
+            raise ConfigError(f"the private Mosquitto did not start; see {self.log_path}")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    def stop(self) -> None:
+        """Stop the broker; it saves its sessions and queued messages on the way out."""
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait(timeout=10)
+            self._proc = None
+
+
+def _mosquitto_binary() -> str:
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if binary is None:
+        raise ConfigError(
+            "no MQTT broker answers at the configured URL and mosquitto is not installed: install it "
+            "(Debian: apt-get install mosquitto) or set HW_MQTT_URL to a reachable broker"
+        )
+    return binary
 
 
 def _user_exists(name: str) -> bool:

@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 
 from hazardwatch.errors import ConfigError, HazardWatchError
 from hazardwatch.ledger import load_plant
-from hazardwatch.services import LOCAL_HOSTS, PrivateMosquitto, PrivatePostgres, tcp_alive
+from hazardwatch.services import (
+    LOCAL_HOSTS,
+    ConfiguredMosquitto,
+    PrivateMosquitto,
+    PrivatePostgres,
+    port_free,
+    tcp_alive,
+)
 from hazardwatch.settings import Settings, parse_host_port, parse_mqtt_url
 
 logger = logging.getLogger(__name__)
@@ -59,7 +66,9 @@ class Stack:
     port: int | None = None
     parts: list[Part] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _private: list[PrivatePostgres | PrivateMosquitto] = field(default_factory=list)
+    _private: list[PrivatePostgres | PrivateMosquitto | ConfiguredMosquitto] = field(default_factory=list)
+    _broker_dir: Path | None = None  # our own broker's directory: every MQTT process has an identity
+    _broker_url: str = ""
 
     def run(self) -> int:
         try:
@@ -94,21 +103,58 @@ class Stack:
             print(
                 f"database: none answered at {db_host}:{db_port}; started a private PostgreSQL in {pg.data}"
             )
-        broker = parse_mqtt_url(self.settings.mqtt_url)
-        env["HW_MQTT_URL"] = self.settings.mqtt_url
-        if tcp_alive(broker.host, broker.port):
-            print(f"broker:   using {broker.host}:{broker.port}")
-        else:
-            _must_be_local("MQTT broker", broker.host, broker.port)
-            mosquitto = PrivateMosquitto(self.settings.var_dir, broker.port)
-            mosquitto.start()
-            self._private.append(mosquitto)
-            print(
-                f"broker:   none answered at {broker.host}:{broker.port}; started a private Mosquitto there"
-            )
+        self._broker(env)
         if self.port:
             env["HW_DASHBOARD_PORT"] = str(self.port)
         return env
+
+    def _broker(self, env: dict[str, str]) -> None:
+        """Our own authenticated broker unless HW_MQTT_URL names one that answers."""
+        if "HW_MQTT_URL" not in os.environ:
+            host, port = "127.0.0.1", self.settings.broker_port
+            self._own_broker(env, host, port)
+            print(f"broker:   started a private Mosquitto at {self._broker_url}, an identity per process "
+                  f"(HW_MQTT_URL is not set)")  # fmt: skip
+            return
+        broker = parse_mqtt_url(self.settings.mqtt_url)
+        env["HW_MQTT_URL"] = self.settings.mqtt_url
+        self._broker_url = f"mqtt{'s' if broker.tls else ''}://{broker.host}:{broker.port}"
+        if tcp_alive(broker.host, broker.port):
+            print(f"broker:   using {broker.host}:{broker.port}")
+            if not broker.username:
+                print("warning:  the broker is used anonymously: any client that reaches it can publish "
+                      "readings for any gateway (unset HW_MQTT_URL for a broker with an identity per "
+                      "process, or see `hazardwatch broker config`)", file=sys.stderr)  # fmt: skip
+            return
+        _must_be_local("MQTT broker", broker.host, broker.port)
+        self._own_broker(env, broker.host, broker.port)
+        print(f"broker:   none answered at {broker.host}:{broker.port}; started a private Mosquitto there, "
+              "an identity per process")  # fmt: skip
+
+    def _own_broker(self, env: dict[str, str], host: str, port: int) -> None:
+        from hazardwatch.broker_admin import ListenerOptions, write_config
+
+        directory = self.settings.broker_dir.resolve()
+        if not port_free(port):
+            raise ConfigError(f"port {port} for the private Mosquitto is taken (set HW_BROKER_PORT)")
+        report = write_config(directory, load_plant(self.devices), ["1"],
+                              ListenerOptions(listen=host, port=port, client_host=host))  # fmt: skip
+        mosquitto = ConfiguredMosquitto(directory, port)
+        mosquitto.start()
+        self._private.append(mosquitto)
+        self._broker_dir = directory
+        self._broker_url = f"mqtt://{host}:{port}"
+        env["HW_MQTT_URL"] = self._broker_url  # no identity: each process gets its own with --env-file
+        env.pop("HW_MQTT_PASSWORD", None)
+        logger.info("broker identities: %d added, %d kept", len(report.added), len(report.kept))
+
+    def _identity(self, name: str) -> list[str]:
+        """``--env-file`` of the identity's credentials on our own broker; nothing on another."""
+        if self._broker_dir is None:
+            return []
+        from hazardwatch.credentials import env_path
+
+        return ["--env-file", str(env_path(self._broker_dir, name))]
 
     def _hw(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "hazardwatch", *args]
@@ -156,18 +202,56 @@ class Stack:
         """Plant first, so the agent's first poll finds its devices; the board last."""
         self.parts = [
             Part("simulate", self._hw("simulate")),
-            Part("ingest", self._hw("ingest", "--no-sync")),
+            Part("ingest", self._hw("ingest", "--no-sync", *self._identity("hw-ingest-1"))),
             Part("workflows", self._hw("workflows")),
-            Part("agent", self._hw("agent")),
+            *self._edge_parts(env),
             Part("dashboard", self._hw("dashboard")),
         ]
-        if any(True for e in load_plant(self.devices).enterprises for _ in e.iter_cameras()):
-            self.parts.insert(-1, Part("video", self._hw("video")))  # camera analytics, before the board
         control = parse_host_port(env.get("HW_SIM_CONTROL", self.settings.sim_control))
         for part in self.parts:
             self._spawn(part, env)
             if part.name == "simulate":
                 self._wait_listening(part, control, 60)
+
+    def _edge_parts(self, env: dict[str, str]) -> list[Part]:
+        """The agent and camera analytics: one process per gateway, each under its own identity, on our
+        broker; one of each for every gateway on a broker brought by the user (as configured)."""
+        plant = load_plant(self.devices)
+        with_cameras = sorted({(e.code, c.gateway) for e in plant.enterprises for _, c in e.iter_cameras()})
+        if self._broker_dir is None:
+            return [Part("agent", self._hw("agent"))] + (
+                [Part("video", self._hw("video"))] if with_cameras else []
+            )
+        metrics = env.get("HW_AGENT_METRICS", self.settings.agent_metrics)
+        parts = []
+        gateways = [(e.code, g.id) for e in plant.enterprises for g in e.gateways]
+        for i, (enterprise, gateway) in enumerate(gateways):
+            endpoint = metrics
+            if metrics.lower() not in ("off", "none", ""):
+                host, port = parse_host_port(metrics)
+                endpoint = f"{host}:{port + i}"  # one endpoint per agent process
+            scope = ("--enterprise", enterprise, "--gateway", gateway)
+            parts.append(
+                Part(
+                    f"agent {enterprise}/{gateway}",
+                    self._hw(
+                        "agent",
+                        *scope,
+                        "--metrics",
+                        endpoint,
+                        *self._identity(f"hw-agent-{enterprise}-{gateway}"),
+                    ),
+                )
+            )
+        for enterprise, gateway in with_cameras:
+            scope = ("--enterprise", enterprise, "--gateway", gateway)
+            parts.append(
+                Part(
+                    f"video {enterprise}/{gateway}",
+                    self._hw("video", *scope, *self._identity(f"hw-video-{enterprise}-{gateway}")),
+                )
+            )
+        return parts
 
     def _wait_listening(self, part: Part, address: tuple[str, int], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -195,6 +279,12 @@ class Stack:
             "",
             "HazardWatch is up.",
             f"  alarm board:  http://{host}:{port}/",
+            f"  broker:       {self._broker_url}"
+            + (
+                f" (credentials per process in {self._broker_dir / 'credentials'})"
+                if self._broker_dir
+                else ""
+            ),
             "  logins:       duty (省值班员), yuhang (余杭区值班员), qiye (企业), jianguan (监管)",
             f"  password:     {self._password}",
             f"                (also in {self.settings.var_dir / 'demo-logins.txt'})",

@@ -10,14 +10,19 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import yaml
 
+from hazardwatch import envfile
+from hazardwatch.broker_admin import ListenerOptions, write_config
+from hazardwatch.credentials import env_path
 from hazardwatch.ledger import Plant, load_plant
-from hazardwatch.services import PrivateMosquitto
+from hazardwatch.services import ConfiguredMosquitto, PrivateMosquitto
+from hazardwatch.settings import MqttAddress, parse_mqtt_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DEVICES = ROOT / "devices.yaml"
@@ -90,6 +95,38 @@ def private_mosquitto(
             yield port
         finally:
             broker.stop()
+
+
+@dataclass(frozen=True)
+class AuthBroker:
+    """A broker run on the configuration `hazardwatch broker config` wrote, and its credentials."""
+
+    port: int
+    directory: Path
+    pid: int
+
+    def env_file(self, identity: str) -> Path:
+        return env_path(self.directory, identity)
+
+    def address(self, identity: str) -> MqttAddress:
+        values = envfile.read(self.env_file(identity))
+        return parse_mqtt_url(values["HW_MQTT_URL"], {"HW_MQTT_PASSWORD": values["HW_MQTT_PASSWORD"]})
+
+
+@contextmanager
+def authenticated_mosquitto(directory: Path, devices: Path = SAMPLE_DEVICES, port: int | None = None,
+                            workers: Sequence[str] = ("1", "2")) -> Iterator[AuthBroker]:  # fmt: skip
+    """Configure ``directory`` for the devices file (again: secrets kept) and run Mosquitto on it, as
+    written; a second run on the same directory and port is a broker restart (sessions persist)."""
+    port = port or free_port()
+    write_config(directory, load_plant(devices), list(workers), ListenerOptions(port=port))
+    broker = ConfiguredMosquitto(directory, port)
+    broker.start()
+    try:
+        assert broker.pid is not None
+        yield AuthBroker(port, directory.resolve(), broker.pid)
+    finally:
+        broker.stop()
 
 
 @contextmanager
