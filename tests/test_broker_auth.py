@@ -10,6 +10,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway_agent.buffer import Buffer
 from gateway_agent.publisher import Publisher
@@ -36,13 +37,13 @@ def broker(tmp_path: Path) -> Iterator[AuthBroker]:
         yield running
 
 
-def connack(address: MqttAddress, client_id: str = "") -> mqtt.ReasonCode:
+def connack(address: MqttAddress, client_id: str = "") -> ReasonCode:
     """Connect, return the broker's answer, disconnect."""
     client = make_client(address, client_id or f"probe-{uuid.uuid4().hex}")
     answered = threading.Event()
-    reasons: list[mqtt.ReasonCode] = []
+    reasons: list[ReasonCode] = []
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
         reasons.append(reason)
         answered.set()
 
