@@ -12,10 +12,14 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hazardwatch.errors import ConfigError
 from hazardwatch.services import PrivatePostgres
@@ -91,6 +95,39 @@ def _stop(proc: subprocess.Popen[str], output: Output) -> None:
     assert code == 0, output.text[-4000:]
 
 
+def _anonymous_refused(port: int) -> bool:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"anonymous-{port}")
+    answers: list[bool] = []
+    done = threading.Event()
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: ReasonCode, _p: object) -> None:
+        answers.append(reason.is_failure)
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert done.wait(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return answers[0]
+
+
+def _count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _eventually(probe: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 def test_up_uses_the_services_it_finds(workdir: Path, database_url: str, mqtt_port: int) -> None:
     proc, output, port = _up(workdir, database_url, f"mqtt://127.0.0.1:{mqtt_port}")
     try:
@@ -99,6 +136,7 @@ def test_up_uses_the_services_it_finds(workdir: Path, database_url: str, mqtt_po
         assert "database: using" in output.text
         assert "password:" in output.text
         assert _health(port)["database"] == "ok"
+        assert "the broker is used anonymously" in output.text
     finally:
         _stop(proc, output)
     assert "stopping HazardWatch" in output.text
@@ -114,6 +152,11 @@ def test_up_starts_private_services_when_none_answer(workdir: Path) -> None:
         assert "started a private PostgreSQL" in output.text
         assert "started a private Mosquitto" in output.text
         assert _health(port)["database"] == "ok"
+        # authentication on: anonymous refused, and every agent publishes under its own identity
+        assert _anonymous_refused(mqtt_port)
+        url = f"postgresql://postgres@127.0.0.1:{pg_port}/hazardwatch"
+        everything = "SELECT count(*) FROM readings_latest"  # the 49 tags of both gateways
+        _eventually(lambda: _count(url, everything) == 49, 90, "every tag's readings through the broker")
     finally:
         _stop(proc, output)
     assert not (workdir / "var" / "postgres" / "data" / "postmaster.pid").exists()
