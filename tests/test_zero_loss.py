@@ -1,7 +1,8 @@
 """Zero loss under faults, counted: a broker outage of a minute, and kill -9 of the agent mid-replay.
 
-Every part is a real process (simulators, agent, ingest) on a private, persistent Mosquitto and
-a fresh database. Three independent counts must agree afterwards:
+Every part is a real process (simulators, an agent per gateway, ingest) on a private, persistent
+Mosquitto configured by `hazardwatch broker config` (authentication and ACL on: each agent and
+ingest under its own identity) and a fresh database. Three independent counts must agree afterwards:
 
 - the agent's own: readings committed to its buffer (the buffer's lifetime counters);
 - the wire's: a QoS 1 subscriber with a persistent session records every batch (sequence
@@ -12,11 +13,11 @@ a fresh database. Three independent counts must agree afterwards:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +25,15 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway_agent.agent import buffer_path
 from gateway_agent.buffer import read_stats
 from hazardwatch import wire
-from tests.support import free_port, plant_doc_on_ports, private_mosquitto
-from tests.test_e2e import Stack, eventually, make_stack, start_everything, stop_and_show
+from hazardwatch.credentials import env_path
+from hazardwatch.mqttconn import make_client
+from hazardwatch.settings import MqttAddress
+from tests.support import AuthBroker, authenticated_mosquitto, free_port, plant_doc_on_ports, wait_for_port
+from tests.test_e2e import Stack, eventually, make_stack, stop_and_show
 
 pytestmark = pytest.mark.e2e
 
@@ -40,16 +43,16 @@ OUTAGE_S = float(os.environ.get("HW_TEST_OUTAGE_S", "60"))
 
 @dataclass
 class Recorder:
-    """Every readings batch the broker delivers, kept by (enterprise, gateway, seq)."""
+    """Every readings batch the broker delivers, kept by (enterprise, gateway, seq), under the
+    second ingest worker's identity (a platform identity: it may read every gateway)."""
 
-    port: int
+    address: MqttAddress
     batches: dict[tuple[str, str, int], wire.ReadingBatch] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     subscribed: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"rec-{uuid.uuid4().hex}",
-                                  clean_session=False)  # fmt: skip
+        self.client = make_client(self.address, "hw-ingest-2", clean_session=False)
         self.client.on_connect = lambda c, *_: c.subscribe(wire.READINGS_SUBSCRIPTION, qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
@@ -76,8 +79,29 @@ class Recorder:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> tuple[int, Path]:
-    """Port and store of a persistent private broker; tests restart it on the same store."""
+    """Port and directory of a persistent authenticated broker; tests restart it on the same one."""
     return free_port(), tmp_path / "broker"
+
+
+def running_broker(stack: Stack, broker: tuple[int, Path]) -> contextlib.AbstractContextManager[AuthBroker]:
+    """(Re)configure the broker for the stack's devices file, secrets kept, and run it."""
+    port, directory = broker
+    return authenticated_mosquitto(directory, Path(stack.env["HW_DEVICES"]), port)
+
+
+def start_agents(stack: Stack, directory: Path) -> None:
+    """One agent process per gateway, each with its own identity's environment file."""
+    for enterprise, gateway in GATEWAYS:
+        env_file = env_path(directory, f"hw-agent-{enterprise}-{gateway}")
+        stack.start(f"agent-{enterprise}", "agent", "--enterprise", enterprise, "--gateway", gateway,
+                    "--env-file", str(env_file))  # fmt: skip
+
+
+def start_everything(stack: Stack, directory: Path) -> None:
+    stack.start("simulate", "simulate")
+    wait_for_port(int(stack.env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
+    stack.start("ingest", "ingest", "--no-sync", "--env-file", str(env_path(directory, "hw-ingest-1")))
+    start_agents(stack, directory)
 
 
 @pytest.fixture
@@ -107,21 +131,22 @@ def next_seqs(state_dir: Path) -> dict[tuple[str, str], int]:
     return {(e, g): read_stats(buffer_path(state_dir, e, g)).next_seq for e, g in GATEWAYS}
 
 
-def run_until_flowing(stack: Stack, recorder: Recorder, port: int, database_url: str) -> None:
+def run_until_flowing(stack: Stack, recorder: Recorder, directory: Path, database_url: str) -> None:
     """Connect the recorder, start every process, wait for every tag in the database."""
-    recorder.client.connect("127.0.0.1", port)
+    recorder.client.connect(recorder.address.host, recorder.address.port)
     recorder.client.loop_start()
     assert recorder.subscribed.wait(10)
-    start_everything(stack)
+    start_everything(stack, directory)
     eventually(lambda: db_count(database_url, "SELECT count(*) FROM readings_latest") == 49, 60,
                "all 49 tags in the database")  # fmt: skip
 
 
 def settle_and_count(stack: Stack, recorder: Recorder, database_url: str, state_dir: Path) -> None:
     """Stop the agent cleanly, let everything arrive, then compare the three counts."""
-    agent = stack.procs["agent"]
-    agent.send_signal(signal.SIGTERM)
-    assert agent.wait(timeout=30) == 0
+    for enterprise, _ in GATEWAYS:
+        agent = stack.procs[f"agent-{enterprise}"]
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(timeout=30) == 0
     total, held, dropped = produced(state_dir)
     assert (held, dropped) == (0, 0), "the agent stopped with batches unacknowledged or dropped"
     expected = next_seqs(state_dir)
@@ -146,11 +171,10 @@ def settle_and_count(stack: Stack, recorder: Recorder, database_url: str, state_
 
 def test_broker_down_for_a_minute_loses_nothing(stack: Stack, broker: tuple[int, Path], database_url: str,
                                                 tmp_path: Path) -> None:  # fmt: skip
-    port, store = broker
     state_dir = tmp_path / "var" / "agent"
-    recorder = Recorder(port)
-    with private_mosquitto(store, port):
-        run_until_flowing(stack, recorder, port, database_url)
+    with running_broker(stack, broker) as running:
+        recorder = Recorder(running.address("hw-ingest-2"))
+        run_until_flowing(stack, recorder, running.directory, database_url)
     # the broker is gone: polling goes on, every batch waits in the agent's buffer
     outage_ends = time.monotonic() + OUTAGE_S
     eventually(lambda: produced(state_dir)[1] > 0, 30, "batches held in the buffer during the outage")
@@ -158,7 +182,7 @@ def test_broker_down_for_a_minute_loses_nothing(stack: Stack, broker: tuple[int,
     held_at_restart = produced(state_dir)[1]
     assert held_at_restart > 0
     try:
-        with private_mosquitto(store, port):
+        with running_broker(stack, broker):
             eventually(lambda: produced(state_dir)[1] < held_at_restart / 2, 60, "the backlog replaying")
             settle_and_count(stack, recorder, database_url, state_dir)
             replayed = [b for b in recorder.batches.values() if b.replay]
@@ -169,29 +193,29 @@ def test_broker_down_for_a_minute_loses_nothing(stack: Stack, broker: tuple[int,
 
 
 def kill_9(stack: Stack) -> None:
-    agent = stack.procs["agent"]
-    os.kill(agent.pid, signal.SIGKILL)
-    assert agent.wait(timeout=10) == -signal.SIGKILL
+    for enterprise, _ in GATEWAYS:
+        agent = stack.procs[f"agent-{enterprise}"]
+        os.kill(agent.pid, signal.SIGKILL)
+        assert agent.wait(timeout=10) == -signal.SIGKILL
 
 
 def test_kill_9_of_the_agent_loses_nothing(stack: Stack, broker: tuple[int, Path], database_url: str,
                                            tmp_path: Path) -> None:  # fmt: skip
     """Killed while holding a backlog, and killed again as the backlog starts to replay."""
-    port, store = broker
     state_dir = tmp_path / "var" / "agent"
-    recorder = Recorder(port)
-    with private_mosquitto(store, port):
-        run_until_flowing(stack, recorder, port, database_url)
+    with running_broker(stack, broker) as running:
+        recorder = Recorder(running.address("hw-ingest-2"))
+        run_until_flowing(stack, recorder, running.directory, database_url)
     eventually(lambda: produced(state_dir)[1] >= 10 * 49, 60, "a backlog in the buffer")
     kill_9(stack)  # mid-publish, with batches committed and none acknowledged
-    stack.start("agent", "agent")  # the same state directory: it finds its buffer
+    start_agents(stack, broker[1])  # the same state directory: they find their buffers
     eventually(lambda: produced(state_dir)[1] >= 20 * 49, 60, "the restarted agent adding to the backlog")
     try:
-        with private_mosquitto(store, port):
+        with running_broker(stack, broker):
             eventually(lambda: read_stats(buffer_path(state_dir, *GATEWAYS[0])).acked_batches > 0, 30,
                        "the replay under way")  # fmt: skip
             kill_9(stack)  # as the replay starts
-            stack.start("agent", "agent")
+            start_agents(stack, broker[1])
             eventually(lambda: produced(state_dir)[1] < 49 * 4, 60, "the restarted agent to drain the buffer")
             settle_and_count(stack, recorder, database_url, state_dir)
             assert any(b.replay for b in recorder.batches.values())
