@@ -116,6 +116,13 @@ async def _database_families(conn: AsyncConn) -> list[str]:
     ).fetchone()
     lines += family("hw_dead_letters_last_hour", "gauge", "payloads rejected in the last hour",
                     [({}, float(str(row[0])) if row else 0.0)])  # fmt: skip
+    rows = await (
+        await conn.execute(
+            "SELECT kind, count(*) FROM dead_letters WHERE received_at > now() - interval '1 hour' GROUP BY 1"
+        )
+    ).fetchall()
+    lines += family("hw_dead_letters_by_kind_last_hour", "gauge", "rejected in the last hour, by kind",
+                    [({"kind": str(k)}, float(str(n))) for k, n in rows])  # fmt: skip
     stored = "SELECT count(*), coalesce(sum(octet_length(payload)), 0) FROM dead_letters"
     row = await (await conn.execute(stored)).fetchone()
     lines += family("hw_dead_letters_stored", "gauge", "dead letters kept (within retention and size cap)",

@@ -182,6 +182,76 @@ def _load(payload: bytes) -> Any:
         raise WireError(f"malformed msgpack: {err}") from err
 
 
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_NODES = 20_000
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a datetime holds
+
+
+def load_document(payload: bytes, what: str, max_bytes: int) -> Any:
+    """A JSON or msgpack document, checked whole by :func:`check_document`; WireError otherwise."""
+    if len(payload) > max_bytes:
+        raise WireError(f"{what} payload of {len(payload)} bytes exceeds {max_bytes}")
+    doc = _load(payload)
+    check_document(doc, what)
+    return doc
+
+
+def load_json_document(payload: bytes, what: str, max_bytes: int) -> Any:
+    """A JSON document (status and health are JSON, for any MQTT tool to read), checked whole."""
+    if len(payload) > max_bytes:
+        raise WireError(f"{what} payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, huge integers, deep nesting
+        raise WireError(f"malformed {what} payload: {type(err).__name__}: {str(err)[:200]}") from err
+    check_document(doc, what)
+    return doc
+
+
+def check_document(doc: Any, what: str) -> None:
+    """Raise WireError unless ``doc`` is plain data PostgreSQL can hold as JSON: maps with string
+    keys, lists, text without NUL or lone surrogates, finite numbers (integers within 64 bits),
+    booleans and null, at most ``MAX_DOCUMENT_DEPTH`` deep and ``MAX_DOCUMENT_NODES`` values."""
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    nodes = 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_DOCUMENT_NODES:
+            raise WireError(f"{what} holds more than {MAX_DOCUMENT_NODES} values")
+        if depth > MAX_DOCUMENT_DEPTH:
+            raise WireError(f"{what} nests deeper than {MAX_DOCUMENT_DEPTH}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise WireError(f"{what} has a key that is not text")
+                _check_text(key, what)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            _check_text(value, what)
+        elif value is None or isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if abs(value) > MAX_INT64:
+                raise WireError(f"{what} holds an integer beyond 64 bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise WireError(f"{what} holds a number that is not finite")
+        else:
+            raise WireError(f"{what} holds a {type(value).__name__}, not a JSON value")
+
+
+def _check_text(text: str, what: str) -> None:
+    if "\x00" in text:
+        raise WireError(f"{what} holds text with a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise WireError(f"{what} holds text that is not valid Unicode (a lone surrogate)") from err
+
+
 def _column(doc: dict[str, Any], key: str, n: int | None) -> list[Any]:
     column = doc.get(key)
     if not isinstance(column, list):
@@ -203,6 +273,14 @@ def _int_field(doc: dict[str, Any], key: str) -> int:
     value = doc.get(key)
     if not isinstance(value, int) or not _is_count(value):
         raise WireError(f"field {key!r} must be a non-negative 64-bit integer")
+    return value
+
+
+def _time_field(doc: dict[str, Any], key: str) -> int:
+    """UTC milliseconds of a time a datetime can hold (years 1970 to 9999)."""
+    value = _int_field(doc, key)
+    if value > MAX_TIME_MS:
+        raise WireError(f"field {key!r} is a time beyond the year 9999")
     return value
 
 
@@ -230,8 +308,8 @@ def decode(payload: bytes) -> ReadingBatch:
     quality = _column(doc, "q", n)
     if not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH and t.isprintable() for t in tags):
         raise WireError(f"field 'tags' must hold printable strings of 1 to {MAX_TAG_LENGTH} characters")
-    if not all(_is_count(t) for t in ts):
-        raise WireError("field 'ts' must hold non-negative integer milliseconds")
+    if not all(_is_count(t) and t <= MAX_TIME_MS for t in ts):
+        raise WireError("field 'ts' must hold non-negative integer milliseconds up to the year 9999")
     if not all(type(q) is int and q in _KNOWN_QUALITIES for q in quality):
         raise WireError("field 'q' must hold known quality codes")
     clean_values: list[float | None] = []
@@ -249,7 +327,7 @@ def decode(payload: bytes) -> ReadingBatch:
     return ReadingBatch(
         gateway=gateway,
         seq=_int_field(doc, "seq"),
-        sent_ms=_int_field(doc, "sent"),
+        sent_ms=_time_field(doc, "sent"),
         tags=list(tags),
         ts_ms=list(ts),
         values=clean_values,
@@ -367,11 +445,8 @@ def decode_event(payload: bytes) -> EdgeEvent:
     detail = doc.get("detail") or {}
     if not isinstance(detail, dict):
         raise WireError("field 'detail' must be a map")
-    try:
-        detail_chars = len(json.dumps(detail, allow_nan=False))
-    except (TypeError, ValueError, RecursionError) as err:  # bytes, NaN, keys not strings, too deep
-        raise WireError(f"field 'detail' must hold JSON values: {err}") from err
-    if detail_chars > MAX_DETAIL_CHARS:
+    check_document(detail, "field 'detail'")  # bytes, NaN, NUL, keys not strings, too deep
+    if len(json.dumps(detail)) > MAX_DETAIL_CHARS:
         raise WireError(f"field 'detail' exceeds {MAX_DETAIL_CHARS} characters as JSON")
     clip = doc.get("clip")
     if clip is not None and (not isinstance(clip, str) or not _EVENT_ID.match(clip)):
@@ -382,13 +457,13 @@ def decode_event(payload: bytes) -> EdgeEvent:
     return EdgeEvent(
         gateway=str(_text(doc, "gw", code)),
         seq=_int_field(doc, "seq"),
-        sent_ms=_int_field(doc, "sent"),
+        sent_ms=_time_field(doc, "sent"),
         event_id=str(_text(doc, "id", _EVENT_ID)),
         camera=str(_text(doc, "cam", code)),
         kind=str(_text(doc, "kind", _CONDITION)),
         phase=str(phase),
-        start_ms=_int_field(doc, "start"),
-        ts_ms=_int_field(doc, "ts"),
+        start_ms=_time_field(doc, "start"),
+        ts_ms=_time_field(doc, "ts"),
         zone=_text(doc, "zone", code, optional=True),
         score=float(score),
         suspected=bool(doc.get("suspected", False)),
@@ -412,7 +487,10 @@ def cameras_will(gateway: str) -> bytes:
 
 def decode_cameras(payload: bytes) -> dict[str, str] | None:
     """Camera code → status from a camera status payload; None for the last will (all offline)."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise WireError(f"camera status payload of {len(payload)} bytes exceeds {MAX_EVENT_BYTES}")
     doc = _load(payload)
+    check_document(doc, "camera status")
     if not isinstance(doc, dict) or doc.get("v") != VERSION:
         raise WireError("camera status must be a map with v = 1")
     if doc.get("status") == "offline" and "cameras" not in doc:

@@ -23,6 +23,28 @@ Conn = psycopg.Connection[tuple[object, ...]]
 MAX_PREFIX_BYTES = 64 * 1024
 
 
+# The kind of a reason, by what its first words say (first match wins); "invalid" otherwise.
+REASON_KINDS = (
+    ("bytes exceeds", "too_large"),
+    ("malformed", "malformed"),
+    ("empty payload", "malformed"),
+    ("unknown wire version", "version"),
+    ("unknown tag", "unknown_tag"),
+    ("unknown gateway", "unknown_gateway"),
+    ("unknown camera", "unknown_camera"),
+    ("ahead of the platform clock", "clock_ahead"),
+    ("older than raw retention", "too_old"),
+    ("not a finite number", "not_finite"),
+    ("refused by the database", "database"),
+    ("internal error", "internal"),
+)
+
+
+def kind_of(reason: str) -> str:
+    head = reason[:64]
+    return next((kind for words, kind in REASON_KINDS if words in head), "invalid")
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     topic: str
@@ -47,8 +69,8 @@ def store(conn: Conn, letters: list[DeadLetter]) -> None:
         return
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO dead_letters (topic, payload, reason, payload_size, payload_sha256)"
-            " VALUES (%s, %s, %s, %s, %s)",
+            "INSERT INTO dead_letters (topic, payload, reason, payload_size, payload_sha256, kind)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
             [
                 (
                     _printable(d.topic, 512),
@@ -56,6 +78,7 @@ def store(conn: Conn, letters: list[DeadLetter]) -> None:
                     _printable(d.reason, 2000),
                     len(d.payload),
                     hashlib.sha256(d.payload).digest(),
+                    kind_of(d.reason),
                 )
                 for d in letters
             ],

@@ -67,13 +67,17 @@ def _camera(conn: Conn, enterprise: str, gateway: str, code: str) -> _Camera:
     return _Camera(int(str(row[0])), code, str(row[1]), int(str(row[2])))
 
 
-def record_event(conn: Conn, address: wire.TopicAddress, payload: bytes, policy: Policy = DEFAULT) -> int:
+def record_event(conn: Conn, address: wire.TopicAddress, payload: bytes, policy: Policy = DEFAULT, *,
+                 newest_ms: int | None = None) -> int:  # fmt: skip
     """Store one event change and apply its alarm transition; returns the journal rows written.
 
     Everything is validated before anything is written, so a WireError leaves no trace but
-    the dead letter.
+    the dead letter. An event stamped after ``newest_ms`` (ingest's clock plus its tolerance) is
+    refused: its alarm would be raised, or cleared, at a time that has not come.
     """
     event = wire.decode_event(payload)
+    if newest_ms is not None and max(event.ts_ms, event.start_ms) > newest_ms:
+        raise WireError("event time ahead of the platform clock (gateway clock skew)")
     if event.kind in RESERVED_CONDITIONS:
         raise WireError(f"{event.kind} is not an edge event's kind")
     if event.gateway != address.gateway:

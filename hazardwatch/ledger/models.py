@@ -33,6 +33,9 @@ def credit_code_check_char(first17: str) -> str:
     return _CREDIT_CHARS[(31 - total % 31) % 31]
 
 
+MAX_RANGE = 1e12  # the largest magnitude a measuring range may reach
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -257,6 +260,9 @@ class Tag(_Model):
         low, high = self.range
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
             raise ValueError(f"range [{low}, {high}] must be finite and increasing")
+        if max(abs(low), abs(high)) > MAX_RANGE:
+            # no transmitter measures beyond it, and sums of such values overflow the rollups
+            raise ValueError(f"range [{low}, {high}] reaches beyond ±{MAX_RANGE:g}")
         for name in ("ll", "l", "h", "hh"):
             value = getattr(self.limits, name)
             if value is not None and not low <= value <= high:
