@@ -248,6 +248,11 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
         journaled += 1
         if change.state == AlarmState.NORMAL:
             _maybe_close(conn, alarm_id, SYSTEM)
+        elif change.state == AlarmState.SHELVED and change.active and prio not in policy.shelving.priorities:
+            # a shelf hides only what the policy lets be shelved: escalated past it, the alarm is
+            # annunciated now, not when the shelf runs out (up to max_hours later)
+            comment = f"escalated to priority {prio}, which may not be shelved: the shelf ends"
+            journaled += _unmask_where(conn, "a.id = %s", (alarm_id,), SYSTEM, comment, policy)
     return journaled
 
 

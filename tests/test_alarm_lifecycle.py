@@ -256,6 +256,37 @@ def test_the_database_allows_one_open_alarm_per_subject_and_condition(conn: Conn
         )
 
 
+def test_an_escalation_past_what_may_be_shelved_ends_the_shelf(conn: Conn) -> None:
+    """A shelved H (二级) that climbs to HH (一级, which the policy forbids to shelve) is on the board
+    at once, not when the shelf runs out; where the policy lets 一级 be shelved, it stays shelved."""
+    lt = tag(conn, "LT201")
+    condition(conn, lt, 1, T0)
+    alarm_id = int(str(alarm_of(conn, lt)["id"]))
+    shelve(conn, alarm_id, DUTY, "level transmitter recalibration", T0 + timedelta(hours=8), T0)
+    condition(conn, lt, 2, T0 + timedelta(minutes=10))
+    back = alarm_of(conn, lt)
+    assert (back["state"], back["level"], back["priority"], back["shelved_until"]) == ("UNACK", 2, 1, None)
+    steps = conn.execute(
+        "SELECT actor, action, to_state, coalesce(comment, '') FROM alarm_journal WHERE alarm_id = %s"
+        " ORDER BY id DESC LIMIT 2",
+        (alarm_id,),
+    ).fetchall()[::-1]
+    assert steps == [
+        ("system", "escalate", "SHELVED", ""),
+        ("system", "unshelve", "UNACK", "escalated to priority 1, which may not be shelved: the shelf ends"),
+    ]
+
+    lax = Policy(shelving=Shelving(priorities=[1, 2, 3]))
+    other = tag(conn, "LT202")
+    condition(conn, other, 1, T0)
+    other_id = int(str(alarm_of(conn, other)["id"]))
+    shelve(conn, other_id, DUTY, "noise", T0 + timedelta(hours=8), T0, lax)
+    with conn.transaction():
+        at = int((T0 + timedelta(minutes=10)).timestamp() * 1000)
+        apply_transitions(conn, [Transition(other, Condition.HIGH, 2, at, 52.0, 50.0)], lax)
+    assert (alarm_of(conn, other)["state"], alarm_of(conn, other)["level"]) == ("SHELVED", 2)
+
+
 def test_shelving_follows_the_policy_and_ends_by_itself(conn: Conn) -> None:
     lt = tag(conn, "LT201")
     condition(conn, lt, 1, T0)
@@ -271,13 +302,13 @@ def test_shelving_follows_the_policy_and_ends_by_itself(conn: Conn) -> None:
     with pytest.raises(InvalidTransition, match="already"):
         shelve(conn, alarm_id, DUTY, "again", T0 + timedelta(hours=1), T0)
 
-    condition(conn, lt, 2, T0 + timedelta(minutes=10))  # escalates under the shelf: tracked, hidden
-    assert (alarm_of(conn, lt)["state"], alarm_of(conn, lt)["level"]) == ("SHELVED", 2)
+    condition(conn, lt, 1, T0 + timedelta(minutes=5))  # still H under the shelf: nothing moves
     assert expire(conn, T0 + timedelta(minutes=59)) == 0
     assert expire(conn, T0 + timedelta(hours=1)) == 1
     back = alarm_of(conn, lt)
-    assert (back["state"], back["level"], back["shelved_until"]) == ("UNACK", 2, None)  # re-annunciated
+    assert (back["state"], back["level"], back["shelved_until"]) == ("UNACK", 1, None)  # re-annunciated
     assert expire(conn, T0 + timedelta(hours=2)) == 0  # idempotent
+    condition(conn, lt, 2, T0 + timedelta(hours=1, minutes=10))
 
     # a 一级 alarm may not be shelved by default; a shelf ended by hand on a cleared alarm closes it
     with pytest.raises(InvalidTransition, match="priority 1"):
@@ -290,8 +321,8 @@ def test_shelving_follows_the_policy_and_ends_by_itself(conn: Conn) -> None:
     assert actions == [
         ("system", "raise"),
         ("duty", "shelve"),
-        ("system", "escalate"),
         ("system", "unshelve"),
+        ("system", "escalate"),
         ("duty", "shelve"),
         ("system", "clear"),
         ("duty", "unshelve"),
