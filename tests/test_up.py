@@ -59,13 +59,20 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _up(workdir: Path, database_url: str, mqtt_url: str) -> tuple[subprocess.Popen[str], Output, int]:
-    devices = write_plant(plant_doc_on_ports(free_port(), free_port()), workdir)
+def _up(workdir: Path, database_url: str, mqtt_url: str | None,
+        **extra: str) -> tuple[subprocess.Popen[str], Output, int]:  # fmt: skip
+    """`hazardwatch up` on the sample plant; ``mqtt_url`` None: HW_MQTT_URL unset."""
+    devices = workdir / "devices.yaml"
+    if not devices.exists():
+        write_plant(plant_doc_on_ports(free_port(), free_port()), workdir)
     port = free_port()
     env = dict(os.environ)
+    env.pop("HW_MQTT_URL", None)
+    if mqtt_url is not None:
+        env["HW_MQTT_URL"] = mqtt_url
     env.update(
+        **extra,
         HW_DATABASE_URL=database_url,
-        HW_MQTT_URL=mqtt_url,
         HW_DEVICES=str(devices),
         HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
         HW_DASHBOARD_PORT=str(port),
@@ -160,6 +167,29 @@ def test_up_starts_private_services_when_none_answer(workdir: Path) -> None:
     finally:
         _stop(proc, output)
     assert not (workdir / "var" / "postgres" / "data" / "postmaster.pid").exists()
+
+
+def test_up_runs_its_own_authenticated_broker_and_keeps_its_secrets(workdir: Path, database_url: str) -> None:
+    broker_port = free_port()
+    credentials = workdir / "var" / "broker" / "credentials"
+    secrets: dict[str, str] = {}
+    for run in range(2):  # a restarted `up` keeps every identity's secret
+        proc, output, _ = _up(workdir, database_url, None, HW_BROKER_PORT=str(broker_port))
+        try:
+            output.wait_for("HazardWatch is up.", 120)
+            assert f"mqtt://127.0.0.1:{broker_port}" in output.text
+            assert _anonymous_refused(broker_port)
+            if run == 0:  # every tag, through the agents' identities
+                _eventually(lambda: _count(database_url, "SELECT count(*) FROM readings_latest") == 49, 90,
+                            "every tag's readings")  # fmt: skip
+        finally:
+            _stop(proc, output)
+        now = {p.name: p.read_text(encoding="utf-8") for p in credentials.glob("*.env")}
+        assert "hw-agent-E330281002-gw01.env" in now
+        assert "hw-ingest-1.env" in now
+        if run == 1:
+            assert now == secrets
+        secrets = now
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the cluster to the postgres user")
