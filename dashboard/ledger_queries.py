@@ -126,12 +126,18 @@ _ENTERPRISE_COUNTS = (
     " AS open_p1,"
     f" (SELECT count(*) FROM alarms a WHERE a.enterprise_id = e.id AND {OVERDUE}) AS overdue_feedback,"
 )
+# as ingest.storage.online_rates: each tag from when it could be read (in the ledger, and read or
+# its gateway heard from), at most a minute's worth of polls in each minute
 _ONLINE = (
-    " LEFT JOIN LATERAL (SELECT sum(floor(%(seconds)s / t.poll_interval_s))::bigint AS expected,"
-    "   sum(least(coalesce(rc.n, 0), floor(%(seconds)s / t.poll_interval_s)))::bigint AS received"
-    "   FROM tags t LEFT JOIN LATERAL (SELECT sum(m.count) AS n FROM readings_1m m"
+    " LEFT JOIN LATERAL (SELECT sum(x.expected)::bigint AS expected,"
+    "   sum(least(coalesce(rc.n, 0), x.expected))::bigint AS received"
+    "   FROM tags t JOIN gateways g ON g.id = t.gateway_id"
+    "   CROSS JOIN LATERAL (SELECT floor(greatest(extract(epoch FROM %(until)s - greatest(%(since)s,"
+    "     t.created_at, coalesce(t.first_read_at, g.first_seen_at))), 0) / t.poll_interval_s) AS expected) x"
+    "   LEFT JOIN LATERAL (SELECT sum(least(m.count, ceil(60.0 / t.poll_interval_s))) AS n FROM readings_1m m"
     "     WHERE m.tag_id = t.id AND m.bucket >= %(since)s AND m.bucket < %(until)s) rc ON true"
-    "   WHERE t.enterprise_id = e.id AND t.in_service) o ON true"
+    "   WHERE t.enterprise_id = e.id AND t.in_service"
+    "     AND coalesce(t.first_read_at, g.first_seen_at) IS NOT NULL) o ON true"
 )
 _ENTERPRISE_COLUMNS = "e.id, e.code, e.name, e.credit_code, e.division, e.address, e.lon, e.lat,"
 

@@ -117,6 +117,8 @@ class Pipeline:
         self._devices: DeviceComm | None = None
         self._clockwatch = ClockWatch(self._limits.max_future_s)
         self._band: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+        self._read = np.zeros(0, bool)  # per tag: its first reading is recorded (tags.first_read_at)
+        self._newly_read = np.zeros(0, np.int64)  # tags whose first reading the open step records
         self._partition_days: set[date] = set()
         self._last_index_check_ms = 0
         self._backend: Backend = "plain"
@@ -157,6 +159,9 @@ class Pipeline:
         conn.rollback()
         self._index, self._engine, self._devices = index, engine, devices
         self._band = fault_band(index.config.range_low, index.config.range_high)
+        read = {int(str(r[0])) for r in conn.execute("SELECT id FROM tags WHERE first_read_at IS NOT NULL")}
+        conn.rollback()
+        self._read = np.fromiter((int(t) in read for t in index.config.tag_id), bool, index.config.size)
         logger.info("tag index loaded: %d tags", index.config.size)
 
     def _warm_up(self, conn: Conn, index: TagIndex, engine: RuleEngine) -> None:
@@ -271,15 +276,18 @@ class Pipeline:
         assert self._devices is not None  # noqa: S101 - loaded above
         saved, saved_devices = self._engine.state.copy(), self._devices.state.copy()
         saved_clock = self._clockwatch.copy()
+        self._newly_read = np.zeros(0, np.int64)
         try:
             with conn.transaction():
-                return self._process(conn, self._index, self._engine, self._devices, messages)
+                result = self._process(conn, self._index, self._engine, self._devices, messages)
         except BaseException:
             self._engine.state, self._devices.state = saved, saved_devices
             self._clockwatch = saved_clock
             if conn.closed or conn.broken:
                 self._conn = None
             raise
+        self._read[self._newly_read] = True  # committed
+        return result
 
     def _process(
         self, conn: Conn, index: TagIndex, engine: RuleEngine, devices: DeviceComm, messages: list[Message]
@@ -303,6 +311,7 @@ class Pipeline:
             tag_ids = index.config.tag_id[idx]
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
+            self._first_readings(conn, index, idx, ts)
             covered, device_changes, refreshes = devices.observe(idx, ts, quality)
             engine.rewind(now_ms)
             transitions = [*engine.evaluate(idx, ts, values, quality, covered), *device_changes]
@@ -311,6 +320,21 @@ class Pipeline:
         for refresh in refreshes:
             refresh.apply(conn)
         return result
+
+    def _first_readings(self, conn: Conn, index: TagIndex, idx: npt.NDArray[np.int64],
+                        ts: npt.NDArray[np.int64]) -> None:  # fmt: skip
+        """Record when tags read for the first time (online rates count them from then)."""
+        unread = ~self._read[idx]
+        if not unread.any():
+            return
+        tags, first = np.unique(idx[unread]), np.full(index.config.size, np.iinfo(np.int64).max)
+        np.minimum.at(first, idx[unread], ts[unread])
+        conn.execute(
+            "UPDATE tags t SET first_read_at = least(coalesce(t.first_read_at, v.at), v.at)"
+            " FROM unnest(%s::integer[], %s::timestamptz[]) v(id, at) WHERE t.id = v.id",
+            ([int(t) for t in index.config.tag_id[tags]], [utc_from_ms(int(first[i])) for i in tags]),
+        )
+        self._newly_read = tags
 
     def _accept(self, conn: Conn, index: TagIndex, message: Message, columns: _Columns,
                 now_ms: int) -> list[DeadLetter]:  # fmt: skip
@@ -453,7 +477,11 @@ def _record_status(
     status = doc.get("status") if isinstance(doc, dict) else None
     if status not in ("online", "offline"):
         raise WireError(f"unknown gateway status {str(status)[:40]!r}")
-    conn.execute("UPDATE gateways SET status = %s, status_at = %s WHERE id = %s", (status, at, gateway_id))
+    conn.execute(
+        "UPDATE gateways SET status = %s, status_at = %s, first_seen_at = coalesce(first_seen_at, %s)"
+        " WHERE id = %s",
+        (status, at, at, gateway_id),
+    )
 
 
 MAX_HEALTH_BYTES = 256 * 1024
@@ -470,7 +498,9 @@ def _record_health(
     if not isinstance(health, dict):
         raise WireError("health payload must be a JSON object")
     conn.execute(
-        "UPDATE gateways SET health = %s, health_at = %s WHERE id = %s", (Jsonb(health), at, gateway_id)
+        "UPDATE gateways SET health = %s, health_at = %s, first_seen_at = coalesce(first_seen_at, %s)"
+        " WHERE id = %s",
+        (Jsonb(health), at, at, gateway_id),
     )
 
 

@@ -53,9 +53,10 @@ def record(conn: Conn, gateway_id: int, seq: int, *, replay: bool, at: datetime,
                 (gateway_id, seq - missing, seq - 1, at),
             )
         conn.execute(
-            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s, last_seen_at = %s WHERE id = %s",
-            (seq, missing, at, gateway_id),
+            "UPDATE gateways SET last_seq = %s, seq_gaps = seq_gaps + %s WHERE id = %s",
+            (seq, missing, gateway_id),
         )
+        heard(conn, gateway_id, at)
         return
     _fill(conn, gateway_id, seq, at)
 
@@ -67,8 +68,8 @@ def _fill(conn: Conn, gateway_id: int, seq: int, at: datetime) -> None:
         " RETURNING first_seq, last_seq, opened_at, resend_requested_at",
         (gateway_id, seq, seq),
     ).fetchone()
+    heard(conn, gateway_id, at)
     if gap is None:
-        conn.execute("UPDATE gateways SET last_seen_at = %s WHERE id = %s", (at, gateway_id))
         return  # a duplicate: nothing was missing
     first, last_missing, opened_at, requested_at = int(str(gap[0])), int(str(gap[1])), gap[2], gap[3]
     for a, b in ((first, seq - 1), (seq + 1, last_missing)):
@@ -81,8 +82,14 @@ def _fill(conn: Conn, gateway_id: int, seq: int, at: datetime) -> None:
                 " VALUES (%s, %s, %s, %s, %s, 0)",
                 (gateway_id, a, b, opened_at, requested_at),
             )
+    conn.execute("UPDATE gateways SET seq_gaps = seq_gaps - 1 WHERE id = %s", (gateway_id,))
+
+
+def heard(conn: Conn, gateway_id: int, at: datetime) -> None:
+    """The gateway was heard at ``at``: its last contact, and its first if it had none."""
     conn.execute(
-        "UPDATE gateways SET seq_gaps = seq_gaps - 1, last_seen_at = %s WHERE id = %s", (at, gateway_id)
+        "UPDATE gateways SET last_seen_at = %s, first_seen_at = coalesce(first_seen_at, %s) WHERE id = %s",
+        (at, at, gateway_id),
     )
 
 
@@ -95,9 +102,10 @@ def _new_epoch(conn: Conn, gateway_id: int, last: int, seq: int, at: datetime) -
     gaps, batches = (int(str(row[0])), int(str(row[1]))) if row is not None else (0, 0)
     conn.execute(
         "UPDATE gateways SET last_seq = %s, seq_gaps = 0, seq_lost = seq_lost + %s,"
-        " seq_epochs = seq_epochs + 1, last_seen_at = %s WHERE id = %s",
-        (seq, batches, at, gateway_id),
+        " seq_epochs = seq_epochs + 1 WHERE id = %s",
+        (seq, batches, gateway_id),
     )
+    heard(conn, gateway_id, at)
     logger.warning(
         "gateway %d: batch %d is numbered far from the last one (%d): a new sequence epoch (a new buffer "
         "on the gateway, or a forged number); %d open gaps (%d batches) given up",

@@ -399,26 +399,32 @@ def online_rates(conn: Conn, since: datetime, until: datetime,
                  level: Literal["enterprise", "gateway", "tag"] = "gateway") -> list[OnlineRate]:  # fmt: skip
     """Received against expected readings of in-service tags over whole minutes of the span.
 
-    Expected: the span over the tag's poll period; received: readings stored (any quality, since
-    a bad-quality reading still proves the link), counted from the minute rollups, at most a
-    minute's worth of polls in each minute and the span's worth for each tag. A tag that reports
-    faster than its poll period (an OPC-UA subscription) so cannot make up for the minutes it was
-    silent, nor one tag for another.
+    Expected: the tag's part of the span over its poll period. A tag counts from when it entered
+    the ledger and from its first reading — or, while it has none, from its gateway's first
+    contact (a tag that never answers on a live gateway is offline); a gateway never heard from
+    expects nothing yet. Received: readings stored (any quality, since a bad-quality reading still
+    proves the link), counted from the minute rollups, at most a minute's worth of polls in each
+    minute and the tag's expected count in all. A tag that reports faster than its poll period (an
+    OPC-UA subscription) so cannot make up for the minutes it was silent, nor one tag for another.
     """
     key = {
         "enterprise": "e.code",
         "gateway": "e.code || '/' || g.code",
         "tag": "e.code || '/' || t.code",
     }[level]
-    seconds = (until - since).total_seconds()
     rows = conn.execute(
-        f"SELECT {key}, sum(floor(%s / t.poll_interval_s))::bigint,"
-        " coalesce(sum(least(coalesce(r.received, 0), floor(%s / t.poll_interval_s))), 0)::bigint"
+        f"SELECT {key}, sum(x.expected)::bigint,"
+        " coalesce(sum(least(coalesce(r.received, 0), x.expected)), 0)::bigint"
         " FROM tags t JOIN gateways g ON g.id = t.gateway_id JOIN enterprises e ON e.id = t.enterprise_id"
+        " CROSS JOIN LATERAL (SELECT greatest(%(since)s, t.created_at,"
+        "   coalesce(t.first_read_at, g.first_seen_at)) AS start) s"
+        " CROSS JOIN LATERAL (SELECT floor(greatest(extract(epoch FROM %(until)s - s.start), 0)"
+        "   / t.poll_interval_s) AS expected) x"
         " LEFT JOIN (SELECT m.tag_id, sum(least(m.count, ceil(60.0 / p.poll_interval_s))) AS received"
         "   FROM readings_1m m JOIN tags p ON p.id = m.tag_id"
-        "   WHERE m.bucket >= %s AND m.bucket < %s GROUP BY m.tag_id) r ON r.tag_id = t.id"
-        f" WHERE t.in_service GROUP BY {key} ORDER BY 1",
-        (seconds, seconds, since, until),
+        "   WHERE m.bucket >= %(since)s AND m.bucket < %(until)s GROUP BY m.tag_id) r ON r.tag_id = t.id"
+        " WHERE t.in_service AND coalesce(t.first_read_at, g.first_seen_at) IS NOT NULL"
+        f" GROUP BY {key} ORDER BY 1",
+        {"since": since, "until": until},
     ).fetchall()
     return [OnlineRate(level, str(k), int(e), min(int(r), int(e))) for k, e, r in rows]

@@ -231,6 +231,9 @@ def play(conn: Conn, script: Script) -> None:
 
 
 def scripted_day(conn: Conn, seed: int = 20261201) -> Script:
+    # the plant was installed and heard from well before the day (online rates count from then)
+    conn.execute("UPDATE tags SET created_at = %s", (START - timedelta(days=30),))
+    conn.execute("UPDATE gateways SET first_seen_at = %s", (START - timedelta(days=30),))
     script = Script(plant_tags(conn), seed)
     script.standing()
     script.background(900)

@@ -31,6 +31,9 @@ FORM: dict[str, Any] = {
 async def test_kpis_are_read_within_ones_scope_only(seeded: Seeded) -> None:  # noqa: F811
     raise_alarm(seeded.url, seeded.tags[f"{HOME}/LT101"])
     raise_alarm(seeded.url, seeded.tags[f"{AWAY}/LT301"])
+    with psycopg.connect(seeded.url) as conn:  # the plant was installed and heard from a day ago
+        conn.execute("UPDATE tags SET created_at = now() - interval '1 day'")
+        conn.execute("UPDATE gateways SET first_seen_at = now() - interval '1 day'")
     async with running(seeded.url) as (server, _):
         async with logged_in(server, "qiye") as qiye:
             status, body = await qiye.get("/api/v1/kpi")

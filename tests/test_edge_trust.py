@@ -189,8 +189,8 @@ def test_a_value_far_beyond_its_range_is_stored_as_an_instrument_fault(
     now = clock.now_ms()
     pipeline.process([message(1, [("PT101", now - 2000, 1e308), ("PT101", now - 1000, 2.55),
                                   ("LT101", now - 1000, 50.0)])])  # fmt: skip
-    stored = rows(database_url, "SELECT t.code, r.value, r.quality FROM readings r JOIN tags t ON t.id = r.tag_id"
-                  " ORDER BY r.ts, t.code")  # fmt: skip
+    stored = rows(database_url, "SELECT t.code, r.value, r.quality FROM readings r"
+                  " JOIN tags t ON t.id = r.tag_id ORDER BY r.ts, t.code")  # fmt: skip
     assert stored == [
         ("PT101", None, int(Quality.INSTRUMENT_FAULT)),
         ("LT101", 50.0, int(Quality.GOOD)),
@@ -214,3 +214,18 @@ def test_dead_letters_keep_their_retention_and_size_cap(database_url: str) -> No
         "dropped 1 dead letters older than 30 days",
         "dropped the 3 oldest dead letters beyond 0 MiB of payload",
     ]
+
+
+def test_ingest_records_each_tags_first_reading_and_each_gateways_first_contact(
+    pipeline: Pipeline, clock: FakeClock, database_url: str
+) -> None:
+    """Online rates count a tag from its first reading (or its gateway's first contact)."""
+    first = clock.now_ms() - 5000
+    pipeline.process([message(1, [("GT101", first, 1.0)])])
+    pipeline.process([message(2, [("GT101", first + 1000, 1.0), ("GT102", first + 2000, 1.0)])])
+    read = rows(database_url, "SELECT code, (extract(epoch FROM first_read_at) * 1000)::bigint FROM tags"
+                " WHERE first_read_at IS NOT NULL ORDER BY code")  # fmt: skip
+    assert read == [("GT101", first), ("GT102", first + 2000)]
+    heard = rows(database_url, "SELECT e.code, g.first_seen_at IS NOT NULL FROM gateways g"
+                 " JOIN enterprises e ON e.id = g.enterprise_id ORDER BY 1")  # fmt: skip
+    assert heard == [("E330110001", True), ("E330281002", False)]

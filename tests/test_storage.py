@@ -183,9 +183,16 @@ def test_retention_settings_are_checked() -> None:
         Retention.from_env({"HW_RETAIN_1H_DAYS": "ten years"})
 
 
+def _installed(conn: psycopg.Connection[tuple[object, ...]], at: datetime) -> None:
+    """The ledger's tags registered a day before ``at``, every gateway first heard at ``at``."""
+    conn.execute("UPDATE tags SET created_at = %s", (at - timedelta(days=1),))
+    conn.execute("UPDATE gateways SET first_seen_at = %s", (at,))
+
+
 def test_online_rate_compares_received_with_expected_readings(plain: str) -> None:
     t0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
     with psycopg.connect(plain) as conn:
+        _installed(conn, t0)
         lt101 = conn.execute("SELECT id, poll_interval_s FROM tags WHERE code = 'LT101'").fetchone()
         assert lt101 is not None
         tag_id, poll = lt101
@@ -208,6 +215,7 @@ def test_a_tag_reporting_faster_than_its_poll_period_cannot_make_up_for_its_sile
     """An OPC-UA subscription may send ten values a second: 3 minutes of them are 3 of 10 minutes."""
     t0 = datetime(2026, 11, 21, 8, 0, tzinfo=UTC)
     with psycopg.connect(plain) as conn:
+        _installed(conn, t0)
         lt101 = conn.execute("SELECT id FROM tags WHERE code = 'LT101'").fetchone()  # polled every 1 s
         assert lt101 is not None
         rows: list[Row] = [
@@ -216,3 +224,23 @@ def test_a_tag_reporting_faster_than_its_poll_period_cannot_make_up_for_its_sile
         _write(conn, rows)
         tags = {r.key: r for r in online_rates(conn, t0, t0 + timedelta(minutes=10), "tag")}
     assert (tags["E330110001/LT101"].expected, tags["E330110001/LT101"].received) == (600, 180)
+
+
+def test_online_rate_counts_a_tag_from_when_it_could_be_read(plain: str) -> None:
+    """Over an hour: LT101 entered the ledger 5 minutes before its end and has read every second
+    since (100 %, not 8 %); PT101 entered with it, on the same gateway, and never answered (0 %);
+    the other enterprise's gateway was never heard from, so nothing of it is expected yet."""
+    t0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    added = t0 + timedelta(minutes=55)
+    with psycopg.connect(plain) as conn:
+        conn.execute("UPDATE tags SET created_at = %s", (added,))
+        conn.execute("UPDATE gateways g SET first_seen_at = %s FROM enterprises e"
+                     " WHERE e.id = g.enterprise_id AND e.code = 'E330110001'", (added,))  # fmt: skip
+        lt101 = conn.execute("SELECT id FROM tags WHERE code = 'LT101'").fetchone()
+        assert lt101 is not None
+        _write(conn, [(added + timedelta(seconds=s), int(str(lt101[0])), 50.0, 0) for s in range(300)])
+        tags = {r.key: r for r in online_rates(conn, t0, t0 + timedelta(hours=1), "tag")}
+        enterprises = {r.key for r in online_rates(conn, t0, t0 + timedelta(hours=1), "enterprise")}
+    assert (tags["E330110001/LT101"].expected, tags["E330110001/LT101"].received) == (300, 300)
+    assert (tags["E330110001/PT101"].expected, tags["E330110001/PT101"].received) == (300, 0)
+    assert enterprises == {"E330110001"}
