@@ -332,17 +332,21 @@ def _local(moment: datetime, settings: Settings) -> str:
 
 def cmd_deadletters(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.db import connect
-    from ingest.deadletters import recent
+    from ingest.deadletters import last_hour_by_kind, recent
 
     with connect(args.database_url or settings.database_url) as conn:
         letters = recent(conn, args.limit)
+        kinds = last_hour_by_kind(conn)
     if not letters:
         print("no dead letters")
+    elif kinds:
+        print("last hour: " + ", ".join(f"{kind} {count}" for kind, count in kinds))
     for letter in letters:
         preview = letter.payload[:80]
         received = _local(letter.received_at, settings)
         print(f"#{letter.id} {received} {letter.topic}\n    reason: {letter.reason}")
-        print(f"    payload ({len(letter.payload)} bytes): {preview!r}")
+        kept = f", first {len(letter.payload)} kept" if letter.truncated else ""
+        print(f"    payload ({letter.size} bytes{kept}, sha256 {letter.sha256.hex()[:16]}…): {preview!r}")
     return 0
 
 

@@ -140,3 +140,12 @@ def recent(conn: Conn, limit: int = 50, since_id: int = 0) -> list[StoredDeadLet
             StoredDeadLetter(int(str(r[0])), received, str(r[2]), str(r[3]), payload, int(str(r[5])), digest)
         )
     return letters
+
+
+def last_hour_by_kind(conn: Conn) -> list[tuple[str, int]]:
+    """Dead letters of the last hour per kind, the most frequent first."""
+    rows = conn.execute(
+        "SELECT kind, count(*) FROM dead_letters WHERE received_at > now() - interval '1 hour'"
+        " GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return [(str(k), int(str(n))) for k, n in rows]
