@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from alarms.errors import AlarmNotFound
 from alarms.policy import DEFAULT, SPECIAL_OPERATIONS, Policy
 from alarms.store import Actor, apply_transitions
+from hazardwatch.ledger.grading import grade_name_sql
 from rules.types import Subject, Transition
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -181,7 +182,8 @@ def sync_alarms(conn: Conn, now: datetime, policy: Policy = DEFAULT) -> int:
 _SOURCES = " FROM hazard_sources hs JOIN enterprises e ON e.id = hs.enterprise_id"
 _SOURCE_COLUMNS = (
     "hs.id AS hazard_source_id, hs.code AS hazard_source_code, hs.name AS hazard_source_name,"
-    " hs.grade, e.id AS enterprise_id, e.code AS enterprise_code, e.name AS enterprise_name, e.division"
+    f" hs.grade, {grade_name_sql('hs')} AS grade_name,"
+    " e.id AS enterprise_id, e.code AS enterprise_code, e.name AS enterprise_name, e.division"
 )
 
 

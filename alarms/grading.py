@@ -13,6 +13,6 @@ from alarms.policy import DEFAULT, Policy
 PRIORITY_NAMES = {1: "一级", 2: "二级", 3: "三级"}
 
 
-def priority(condition: str, level: int, hazard_grade: int, policy: Policy = DEFAULT) -> int:
+def priority(condition: str, level: int, hazard_grade: int | None, policy: Policy = DEFAULT) -> int:
     """1 is the most urgent."""
     return policy.grading.priority(condition, level, hazard_grade)

@@ -82,11 +82,12 @@ class Grading(_Model):
     )
     raised_kinds: list[Kind] = Field(default=["limit", "video", "composite"])
 
-    def priority(self, condition: str, level: int, hazard_grade: int) -> int:
+    def priority(self, condition: str, level: int, hazard_grade: int | None) -> int:
+        """``hazard_grade`` None: no GB 18218 grade (not a major hazard source), which raises nothing."""
         kind = kind_of(condition)
         pair = self.by_condition.get(condition) or self.by_kind.get(kind) or (3, 3)
         base = int(pair[1] if level >= 2 else pair[0])
-        if kind in self.raised_kinds and hazard_grade in self.raise_for_grades:
+        if kind in self.raised_kinds and hazard_grade is not None and hazard_grade in self.raise_for_grades:
             base = max(1, base - 1)
         return base
 

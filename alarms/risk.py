@@ -91,7 +91,7 @@ def assess(conn: Conn, now: datetime, policy: Policy = DEFAULT) -> list[Assessme
             policy,
             int(source_id),
             int(enterprise_id),
-            int(grade),
+            None if grade is None else int(grade),
             alarms.get(int(source_id), {}),
             sum(overdue.get(int(source_id), {}).values()),
             commitments.get(int(source_id)),
@@ -117,14 +117,15 @@ def _assess_source(
     policy: Policy,
     source_id: int,
     enterprise_id: int,
-    grade: int,
+    grade: int | None,
     alarms: dict[int, int],
     overdue: int,
     commitment: dict[str, Any] | None,
     past_deadline: bool,
 ) -> Assessment:
     risk = policy.risk
-    inherent_points = risk.inherent.get(grade, 0.0)  # type: ignore[call-overload]
+    # a source with S < 1 is not a major hazard source: no GB 18218 grade, no inherent points
+    inherent_points = 0.0 if grade is None else risk.inherent.get(grade, 0.0)  # type: ignore[call-overload]
     factors: dict[str, Any] = {"grade": grade, "inherent_points": inherent_points}
     score = inherent_points
     score += _live_points(policy, factors, alarms, overdue)

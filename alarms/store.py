@@ -142,7 +142,7 @@ class _Owner:
     enterprise_id: int
     hazard_source_id: int | None
     equipment_id: int | None
-    grade: int
+    grade: int | None  # None: not a major hazard source (S < 1), no GB 18218 grade to lend
     in_service: bool = True
 
 
@@ -152,9 +152,10 @@ _OWNER_SQL = {
     Subject.CAMERA: "SELECT c.enterprise_id, c.hazard_source_id, c.equipment_id, hs.grade, true"
     " FROM cameras c JOIN hazard_sources hs ON hs.id = c.hazard_source_id WHERE c.id = %s",
     Subject.HAZARD_SOURCE: "SELECT enterprise_id, id, NULL, grade, true FROM hazard_sources WHERE id = %s",
-    # a gateway serves several hazard sources: its alarms take the enterprise's gravest grade
+    # a gateway serves several hazard sources: its alarms take the enterprise's gravest grade (none
+    # when no source of it is a major hazard source)
     Subject.GATEWAY: "SELECT g.enterprise_id, NULL, NULL,"
-    " coalesce((SELECT min(grade) FROM hazard_sources WHERE enterprise_id = g.enterprise_id), 4), true"
+    " (SELECT min(grade) FROM hazard_sources WHERE enterprise_id = g.enterprise_id), true"
     " FROM gateways g WHERE g.id = %s",
     Subject.VOTE_GROUP: "SELECT hs.enterprise_id, hs.id, v.equipment_id, hs.grade, v.in_service"
     " FROM vote_groups v JOIN hazard_sources hs ON hs.id = v.hazard_source_id WHERE v.id = %s",
@@ -169,7 +170,7 @@ def _owner(conn: Conn, subject: Subject, subject_id: int) -> _Owner:
         _int(row[0]),
         None if row[1] is None else _int(row[1]),
         None if row[2] is None else _int(row[2]),
-        _int(row[3]),
+        None if row[3] is None else _int(row[3]),
         bool(row[4]),
     )
 
@@ -212,7 +213,7 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
         change = on_condition(state, bool(row[2]), _int(row[3]), t.level)
         if change is None:
             continue
-        grade = 4 if row[5] is None else _int(row[5])
+        grade = None if row[5] is None else _int(row[5])
         prio = policy.grading.priority(condition, change.level, grade)
         # the record keeps the worst the alarm reached: its value and limit change with a raise or
         # an escalation to its highest level yet, not when it falls back or clears

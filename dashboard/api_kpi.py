@@ -33,6 +33,7 @@ from dashboard.auth import audit
 from dashboard.context import POOL
 from dashboard.responses import json_body, json_response, not_found, require_principal
 from dashboard.scope import REGIONAL_ROLES, Principal, Role, scope_sql
+from hazardwatch.ledger.grading import grade_name_sql
 from ingest.storage import online_rates
 
 KPI_DEFAULT = timedelta(hours=24)
@@ -139,7 +140,8 @@ async def kpi(request: web.Request) -> web.StreamResponse:
 _RISK = (
     "SELECT r.subject_kind, r.subject_id, r.level, r.inherent, r.score, r.factors, r.since, r.computed_at,"
     " e.id AS enterprise_id, e.code AS enterprise_code, e.name AS enterprise_name, e.division,"
-    " hs.code AS hazard_source_code, hs.name AS hazard_source_name, hs.grade"
+    " hs.code AS hazard_source_code, hs.name AS hazard_source_name, hs.grade,"
+    f" {grade_name_sql('hs')} AS grade_name"
 )
 _RISK_JOINS = (
     " JOIN enterprises e ON e.id = r.enterprise_id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from alarms.grading import PRIORITY_NAMES
-from hazardwatch.ledger.grading import GRADE_NAMES
+from hazardwatch.ledger.grading import GRADE_NAMES, NOT_MAJOR, NOT_MAJOR_EN
 
 LANG_COOKIE = "hw_lang"
 DEFAULT_LANG = "zh"
@@ -660,6 +660,9 @@ for _level, _name in PRIORITY_NAMES.items():
 for _grade, _name in GRADE_NAMES.items():
     ZH[f"grade_{_grade}"] = _name
     EN[f"grade_{_grade}"] = f"Grade {_grade}"
+# a hazard source with S < 1 (GB 18218-2018): monitored, but not a major hazard source, no grade
+ZH["grade_none"] = NOT_MAJOR
+EN["grade_none"] = NOT_MAJOR_EN
 
 STRINGS: dict[str, dict[str, str]] = {"zh": ZH, "en": EN}
 

@@ -20,6 +20,7 @@ from alarms.commitments import local_day
 from alarms.policy import Policy
 from dashboard.db import AsyncConn
 from dashboard.scope import Principal, scope_sql
+from hazardwatch.ledger.grading import grade_name, grade_name_sql
 
 Row = dict[str, Any]
 
@@ -81,9 +82,10 @@ def _params(now: datetime, policy: Policy, who: Principal) -> tuple[str, dict[st
     return scope, params
 
 
-def inherent_level(policy: Policy, grade: int) -> int:
-    """The risk colour (1 红 … 4 蓝) of a GB 18218 grade before any live factor."""
-    return policy.risk.level(policy.risk.inherent.get(grade, 0.0))  # type: ignore[call-overload]
+def inherent_level(policy: Policy, grade: int | None) -> int:
+    """The risk colour (1 红 … 4 蓝) of a GB 18218 grade before any live factor (no grade: none)."""
+    points = 0.0 if grade is None else policy.risk.inherent.get(grade, 0.0)  # type: ignore[call-overload]
+    return policy.risk.level(points)
 
 
 OPTIONAL_TABLES = ("risk_levels", "safety_commitments", "cameras")
@@ -121,6 +123,8 @@ def _enterprise_figures(tables: frozenset[str]) -> str:
 _ENTERPRISE_COUNTS = (
     " (SELECT count(*) FROM hazard_sources hs WHERE hs.enterprise_id = e.id) AS hazard_sources,"
     " (SELECT min(hs.grade) FROM hazard_sources hs WHERE hs.enterprise_id = e.id) AS grade,"
+    " (SELECT count(*) FROM hazard_sources hs WHERE hs.enterprise_id = e.id AND hs.grade IS NOT NULL)"
+    " AS major_hazard_sources,"
     f" (SELECT count(*) FROM alarms a WHERE a.enterprise_id = e.id AND {OPEN}) AS open_alarms,"
     f" (SELECT count(*) FROM alarms a WHERE a.enterprise_id = e.id AND {OPEN} AND a.priority = 1)"
     " AS open_p1,"
@@ -146,6 +150,8 @@ def _finish_enterprise(row: Row, policy: Policy) -> Row:
     expected, received = row.pop("online_expected"), row.pop("online_received")
     row["online_rate"] = None if not expected else round(int(received or 0) / int(expected), 4)
     row["risk_inherent"] = inherent_level(policy, int(row["grade"])) if row["grade"] is not None else None
+    # the gravest grade of its sources; with sources but none of them major: 非重大危险源
+    row["grade_name"] = grade_name(row["grade"]) if row["hazard_sources"] else None
     row["risk_computed"] = row["risk_level"] is not None
     if row["risk_level"] is None:
         row["risk_level"] = row["risk_inherent"]
@@ -207,7 +213,8 @@ async def _hazard_sources(
     )
     rows = await _all(
         conn,
-        "SELECT hs.id, hs.code, hs.name, hs.grade, hs.s, hs.r, hs.people_within_500m, hs.principal,"
+        f"SELECT hs.id, hs.code, hs.name, hs.grade, {grade_name_sql('hs')} AS grade_name,"
+        " hs.grade IS NOT NULL AS major, hs.grade_terms, hs.s, hs.r, hs.people_within_500m, hs.principal,"
         f" hs.technical, hs.operational,{risk}"
         f" (SELECT count(*) FROM alarms a WHERE a.hazard_source_id = hs.id AND {OPEN}) AS open_alarms,"
         f" (SELECT count(*) FROM alarms a WHERE a.hazard_source_id = hs.id AND {OPEN} AND a.priority = 1)"
@@ -218,7 +225,7 @@ async def _hazard_sources(
         params,
     )
     for row in rows:
-        row["risk_inherent"] = inherent_level(policy, int(row["grade"]))
+        row["risk_inherent"] = inherent_level(policy, None if row["grade"] is None else int(row["grade"]))
         row["risk_computed"] = row["risk_level"] is not None
         if row["risk_level"] is None:
             row["risk_level"] = row["risk_inherent"]

@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 from alarms.subjects import subject_sql
 from dashboard.db import AsyncConn
 from dashboard.scope import Principal, scope_sql
+from hazardwatch.ledger.grading import grade_name_sql
 from ingest.storage import resolution_for, trend_query
 
 Row = dict[str, Any]
@@ -34,7 +35,8 @@ ALARM_COLUMNS = (
     " t.code AS tag_code, t.name AS tag_name, t.kind AS tag_kind, t.unit, t.range_low, t.range_high,"
     " t.ll, t.l, t.h, t.hh, eq.code AS equipment_code, eq.name AS equipment_name,"
     " hs.id AS hazard_source_id, hs.code AS hazard_source_code, hs.name AS hazard_source_name,"
-    " hs.grade AS hazard_grade, e.id AS enterprise_id, e.code AS enterprise_code,"
+    f" hs.grade AS hazard_grade, {grade_name_sql('hs')} AS hazard_grade_name,"
+    " e.id AS enterprise_id, e.code AS enterprise_code,"
     " e.name AS enterprise_name, e.division,"
     # what the alarm is about, whatever its kind: a tag, a camera, a voting group, a hazard source
     # or a gateway (code and name)

@@ -56,14 +56,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if rules:
         plant = with_rules(plant, rules)
         print(f"{rules}: OK — the rules below are the devices file's with the rules file's over them")
+    from hazardwatch.ledger.report import grade_report
+
     for enterprise in plant.enterprises:
         for source in enterprise.hazard_sources:
-            g = source.grade()
-            major = "重大危险源" if g.is_major else "非重大危险源"
-            print(
-                f"  {enterprise.code} {source.code} {source.name}: S={g.s:.2f} α={g.alpha} "
-                f"R={g.r:.2f} → {g.grade_name} ({major})"
-            )
+            print(*grade_report(enterprise.code, source), sep="\n")
             for group in source.voting:
                 print(f"    voting {group.code}: {group.k} of {' '.join(group.tags)} on {group.condition}")
             if source.source_warning is not None:

@@ -1,7 +1,9 @@
 """Synchronize the ledger tables with a devices file (upsert by code; ids stay stable).
 
-Re-running is idempotent. A hazard source's S, R and grade are recomputed on every sync
-and a row is added to its grade history whenever they change. Tags that disappear from
+Re-running is idempotent. A hazard source's S, R and grade are recomputed exactly (GB 18218-2018)
+on every sync, and a row is added to its grade history whenever they change, saying from which
+grade, why (the figures, what changed in the ledger, any override of the standard's tables and its
+justification). A source with S < 1 is kept, monitored, with no grade (NULL). Tags that disappear from
 the file are kept (alarms refer to them) but taken out of service with the reason.
 """
 
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from hazardwatch.ledger import Enterprise, HazardSource, Plant
+from hazardwatch.ledger import Enterprise, GradeResult, HazardSource, Plant
+from hazardwatch.ledger.grading import GRADE_NAMES, NOT_MAJOR, decimal_text
 from hazardwatch.ledger.models import Tag
 from ingest.cameras import sync_cameras
 from ingest.composites import sync_composites
@@ -40,33 +43,68 @@ def _one_id(conn: Conn, query: str, params: tuple[object, ...]) -> int:
     return int(str(row[0]))
 
 
+def _grade_label(major: object, grade: object) -> str:
+    if major is None:
+        return "—"
+    return NOT_MAJOR if grade is None else GRADE_NAMES[_int(grade)]
+
+
+def _int(value: object) -> int:
+    return int(str(value))
+
+
+def _why(source: HazardSource, grade: GradeResult, terms: str, previous: tuple[object, ...] | None) -> str:
+    """The journal's reason for a grade row: old → new, the figures, and what changed."""
+    figures = f"S = {decimal_text(grade.s)}, R = {terms} = {decimal_text(grade.r)}"
+    if not grade.is_major:
+        figures = f"S = {grade.s_terms()} = {decimal_text(grade.s)} < 1: not a major hazard source"
+    overrides = [o for c in source.chemicals for o in c.resolved().overrides]
+    tail = f"; overrides: {'; '.join(overrides)}" if overrides else ""
+    if previous is None:
+        return f"first computation → {grade.grade_name}: {figures}{tail}"
+    old_people, old_terms, old_grade = previous[3], str(previous[4]), previous[2]
+    changes = []
+    if old_people != source.people_within_500m:
+        changes.append(f"people within 500 m {old_people} → {source.people_within_500m}")
+    if old_terms and old_terms != terms:
+        changes.append(f"terms {old_terms} → {terms}")
+    if not changes:
+        changes.append("regraded by GB 18218-2018 tables 1–5 in exact arithmetic")
+    return f"{_grade_label(True, old_grade)} → {grade.grade_name}: {figures}; {', '.join(changes)}{tail}"
+
+
 def _sync_hazard_source(conn: Conn, enterprise_id: int, source: HazardSource) -> tuple[int, bool]:
     grade = source.grade()
+    terms = grade.r_terms()
     r = source.responsibles
     previous = conn.execute(
-        "SELECT s, r, grade FROM hazard_sources WHERE enterprise_id = %s AND code = %s",
+        "SELECT s, r, grade, people_within_500m, grade_terms FROM hazard_sources"
+        " WHERE enterprise_id = %s AND code = %s",
         (enterprise_id, source.code),
     ).fetchone()
+    s_value, r_value = float(grade.s), float(grade.r)
     source_id = _one_id(
         conn,
-        "INSERT INTO hazard_sources (enterprise_id, code, name, people_within_500m, s, r, grade,"
-        " principal, technical, operational) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        "INSERT INTO hazard_sources (enterprise_id, code, name, people_within_500m, s, r, grade, grade_terms,"
+        " principal, technical, operational) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (enterprise_id, code) DO UPDATE SET name = EXCLUDED.name,"
         " people_within_500m = EXCLUDED.people_within_500m, s = EXCLUDED.s, r = EXCLUDED.r,"
-        " grade = EXCLUDED.grade, principal = EXCLUDED.principal, technical = EXCLUDED.technical,"
-        " operational = EXCLUDED.operational, updated_at = now() RETURNING id",
-        (enterprise_id, source.code, source.name, source.people_within_500m, grade.s, grade.r,
-         grade.grade, r.principal, r.technical, r.operational),
+        " grade = EXCLUDED.grade, grade_terms = EXCLUDED.grade_terms, principal = EXCLUDED.principal,"
+        " technical = EXCLUDED.technical, operational = EXCLUDED.operational, updated_at = now()"
+        " RETURNING id",
+        (enterprise_id, source.code, source.name, source.people_within_500m, s_value, r_value,
+         grade.grade, terms, r.principal, r.technical, r.operational),
     )  # fmt: skip
-    changed = previous is None or previous != (grade.s, grade.r, grade.grade)
+    changed = previous is None or previous[:3] != (s_value, r_value, grade.grade) or previous[4] != terms
     if changed:
+        reason = _why(source, grade, terms, previous)
         conn.execute(
-            "INSERT INTO hazard_source_grades (hazard_source_id, s, r, grade) VALUES (%s, %s, %s, %s)",
-            (source_id, grade.s, grade.r, grade.grade),
-        )
-        logger.info(
-            "hazard source %s: S=%.2f R=%.2f grade %s", source.code, grade.s, grade.r, grade.grade_name
-        )
+            "INSERT INTO hazard_source_grades (hazard_source_id, s, r, grade, from_grade, from_major, reason)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (source_id, s_value, r_value, grade.grade, None if previous is None else previous[2],
+             None if previous is None else previous[2] is not None, reason),
+        )  # fmt: skip
+        logger.info("hazard source %s: %s", source.code, reason)
     return source_id, changed
 
 

@@ -33,7 +33,8 @@
       HW.el("span", { class: "muted" }, " " + hs.code),
     );
     const list = HW.el("dl", { class: "fields" });
-    field(list, HW.t("col_grade"), HW.gradeLabel(hs.grade) + " (R = " + HW.fmtNumber(hs.r) + ", S = " + HW.fmtNumber(hs.s) + ")");
+    field(list, HW.t("col_grade"), HW.gradeLabel(hs.grade) + " (R = " + HW.fmtNumber(hs.r) + ", S = " + HW.fmtNumber(hs.s) + ")"
+      + (hs.grade_terms ? " · R = " + hs.grade_terms : ""));
     field(list, HW.t("col_open_alarms"), hs.open_alarms + (hs.open_p1 ? " (" + HW.t("priority_1") + " " + hs.open_p1 + ")" : ""));
     field(list, HW.t("col_overdue"), hs.overdue_feedback);
     field(list, HW.t("commitment_today"), commitmentText(hs.commitment));

@@ -19,7 +19,7 @@
       riskCell(e.risk_level),
       name,
       HW.el("td", {}, e.division),
-      HW.el("td", {}, e.grade == null ? "—" : HW.gradeLabel(e.grade)),
+      HW.el("td", {}, e.hazard_sources ? HW.gradeLabel(e.grade) : "—"),
       HW.el("td", { class: "num" }, e.hazard_sources),
       HW.el("td", { class: "num open-alarms" + (e.open_p1 ? " hot" : "") }, e.open_alarms + (e.open_p1 ? " (" + HW.t("priority_1") + " " + e.open_p1 + ")" : "")),
       HW.el("td", { class: "num overdue" + (e.overdue_feedback ? " hot" : "") }, e.overdue_feedback),

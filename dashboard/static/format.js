@@ -157,7 +157,8 @@ window.HW = (function () {
     return t("state_" + state);
   }
   function gradeLabel(grade) {
-    return t("grade_" + grade);
+    // no GB 18218 grade: S < 1, not a major hazard source (非重大危险源)
+    return grade == null ? t("grade_none") : t("grade_" + grade);
   }
 
   function svg(tag, attrs, text) {

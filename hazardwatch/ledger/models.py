@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hazardwatch.ledger import chemicals, gas
 from hazardwatch.ledger.cameras import Camera
@@ -269,12 +269,26 @@ class Tag(_Model):
                 raise ValueError(f"limit {name.upper()} ({value}) lies outside the range [{low}, {high}]")
         if (self.modbus is None) == (self.opcua is None):
             raise ValueError("a tag is read either from modbus or from opcua: give exactly one")
+        self._defaults_ordered()
         if self.deadband is not None and self.deadband_pct is not None:
             raise ValueError("give deadband or deadband_pct, not both")
         if self.predict is not None and all(v is None for v in (self.limits.h, self.limits.hh, self.limits.l,
                                                                   self.limits.ll)):  # fmt: skip
             raise ValueError("predict needs at least one limit to predict the crossing of")
         return self
+
+    def _defaults_ordered(self) -> None:
+        """A gas tag's limits with the GB/T 50493 defaults filled in must still be ordered (an h
+        given without hh must lie below the default hh, and the other way round)."""
+        effective = self.effective_limits
+        if effective is self.limits:
+            return
+        try:
+            Limits.model_validate(effective.model_dump())
+        except ValidationError as err:
+            given = ", ".join(n for n in ("h", "hh") if getattr(self.limits, n) is not None) or "none"
+            reason = str(err.errors()[0]["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{reason} (given: {given}; the others are GB/T 50493-2019 defaults)") from err
 
     @property
     def span(self) -> float:
@@ -319,7 +333,7 @@ class Tag(_Model):
         if defaults is None or (self.limits.h is not None and self.limits.hh is not None):
             return self.limits
         h = self.limits.h if self.limits.h is not None else defaults[0]
-        hh = self.limits.hh if self.limits.hh is not None else max(defaults[1], h)
+        hh = self.limits.hh if self.limits.hh is not None else defaults[1]
         return self.limits.model_copy(update={"h": h, "hh": hh})
 
     def gas_findings(self) -> list[str]:
@@ -349,34 +363,48 @@ class Equipment(_Model):
 
 
 class ChemicalHolding(_Model):
-    name: str = Field(min_length=1, max_length=64, description="chemical name as in GB 18218")
-    max_quantity_t: float = Field(gt=0, description="design maximum quantity q (t)")
-    critical_quantity_t: float | None = Field(None, gt=0, description="Q (t), if not in the catalogue")
-    category: str | None = Field(None, description="hazard category (J1…W7.1), if not in the catalogue")
+    """A chemical of a hazard source; its Q and β come from GB 18218-2018 (``chemicals.resolve``)."""
+
+    name: str = Field(min_length=1, max_length=200, description="chemical name as in GB 18218 表1")
+    max_quantity_t: float = Field(gt=0, allow_inf_nan=False, description="design maximum quantity q (t)")
+    critical_quantity_t: float | None = Field(
+        None, gt=0, allow_inf_nan=False, description="Q (t); differing from 表1/表2 needs a justification"
+    )
+    category: str | None = Field(
+        None, max_length=8, description="表2 hazard category (J1…W11); required when 表1 does not name it"
+    )
+    above_boiling_point: bool = Field(
+        False, description="a flammable liquid worked above its boiling point (W5.1, β 1.5)"
+    )
+    special_process: bool = Field(
+        False,
+        description="a flammable liquid under special process conditions (W5.2): hazardous process,"
+        " near its explosive limits, above 1.6 MPa",
+    )
+    justification: str | None = Field(
+        None, min_length=1, max_length=500, description="why Q or the category differ from GB 18218's tables"
+    )
 
     @model_validator(mode="after")
     def _known(self) -> Self:
-        known_category = self.category in chemicals.CATEGORY_CRITICAL_QUANTITY
-        if self.critical_quantity_t is None and chemicals.lookup(self.name) is None and not known_category:
-            raise ValueError(
-                f"{self.name} is not in the GB 18218 catalogue: give critical_quantity_t "
-                "or a category of Table 2"
-            )
+        self.resolved()
         return self
 
+    def resolved(self) -> chemicals.Resolved:
+        return chemicals.resolve(
+            self.name,
+            category=self.category,
+            critical_quantity_t=(
+                None if self.critical_quantity_t is None else chemicals.exact(self.critical_quantity_t)
+            ),
+            above_boiling_point=self.above_boiling_point,
+            special_process=self.special_process,
+            justification=self.justification,
+        )
+
     def holding(self) -> Holding:
-        spec = chemicals.lookup(self.name)
-        if self.critical_quantity_t is not None:
-            quantity = self.critical_quantity_t
-        elif spec is not None:
-            quantity = spec.critical_quantity_t
-        else:
-            quantity = chemicals.CATEGORY_CRITICAL_QUANTITY[self.category or ""]
-        if self.category is not None or spec is None:
-            beta = chemicals.beta_for(self.name, self.category)
-        else:
-            beta = spec.beta
-        return Holding(self.max_quantity_t, quantity, beta)
+        found = self.resolved()
+        return Holding(chemicals.exact(self.max_quantity_t), found.critical_quantity_t, found.beta, self.name)
 
 
 class Responsibles(_Model):
