@@ -276,6 +276,7 @@ class GatewayRuntime:
             },
             "devices": devices,
             "clock_offset_ms": publisher.clock_offset_ms,
+            "conflict": publisher.conflict,
             "config": {
                 "version": self.config.version,
                 "origin": self.config.origin,
@@ -288,11 +289,12 @@ class GatewayRuntime:
 
 async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddress, *, state_dir: Path,
                       stop: asyncio.Event, publish_interval_s: float | None = None, max_batch: int = 5000,
-                      runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> None:  # fmt: skip
+                      runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> bool:  # fmt: skip
     """One gateway: its sources feed one collector, cut into a batch every interval or when full.
 
     The buffer's bounds and durability are taken at start; a pushed configuration changes the
-    devices, tags, publish interval and heartbeat while running.
+    devices, tags, publish interval and heartbeat while running. Returns True when it stood down
+    because another agent runs as the same gateway (the others of the process run on).
     """
     policy = gateway.buffer
     buffer = await asyncio.to_thread(
@@ -322,7 +324,7 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
     logger.info("gateway %s/%s: %d sources", enterprise.code, gateway.id, len(runtime.sources))
     next_heartbeat = time.monotonic()
     try:
-        while not stop.is_set():
+        while not stop.is_set() and publisher.conflict is None:
             interval = (
                 publish_interval_s if publish_interval_s is not None else runtime.gateway.publish_interval_s
             )
@@ -339,7 +341,8 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
                 next_heartbeat = time.monotonic() + runtime.gateway.heartbeat_s
                 await asyncio.to_thread(_heartbeat, runtime, state_dir)
     finally:
-        stop.set()
+        if publisher.conflict is None:
+            stop.set()
         # cancelled rather than stopped: do not wait for the sources' next turn
         await runtime.source_set.stop(cancel=_cancelling())
         if len(collector) or runtime.unsaved.batches:
@@ -349,6 +352,7 @@ async def run_gateway(enterprise: Enterprise, gateway: Gateway, mqtt: MqttAddres
         await asyncio.to_thread(buffer.close)
         if runtimes is not None:
             runtimes.pop(runtime.key, None)
+    return publisher.conflict is not None
 
 
 async def apply_push(runtime: GatewayRuntime, raw: bytes) -> None:
@@ -432,10 +436,11 @@ def _cancelling() -> bool:
 async def run_agent(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterprise: str | None = None,
                     gateway: str | None = None, publish_interval_s: float | None = None,
                     stop: asyncio.Event | None = None, metrics: tuple[str, int] | None = None,
-                    runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> None:  # fmt: skip
+                    runtimes: dict[tuple[str, str], GatewayRuntime] | None = None) -> list[str]:  # fmt: skip
     """Run every gateway of the plant (or the selected ones) in this process until ``stop`` is set.
 
-    ``metrics`` is the (host, port) of the Prometheus endpoint, or None for none.
+    ``metrics`` is the (host, port) of the Prometheus endpoint, or None for none. Returns the
+    gateways that stood down because another agent runs as them.
     """
     from gateway_agent import metrics as prometheus
 
@@ -445,9 +450,10 @@ async def run_agent(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterpr
     async with contextlib.AsyncExitStack() as stack:
         if metrics is not None:
             await stack.enter_async_context(prometheus.endpoint(metrics[0], metrics[1], runtimes))
+        tasks = {}
         async with asyncio.TaskGroup() as group:
             for e, g in selected:
-                group.create_task(
+                tasks[f"{e.code}/{g.id}"] = group.create_task(
                     run_gateway(
                         e,
                         g,
@@ -459,6 +465,7 @@ async def run_agent(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterpr
                     ),
                     name=f"gateway-{e.code}-{g.id}",
                 )
+    return [label for label, task in tasks.items() if task.result()]
 
 
 def select_gateways(plant: Plant, enterprise: str | None = None,
@@ -476,14 +483,20 @@ def select_gateways(plant: Plant, enterprise: str | None = None,
     return selected
 
 
+STOOD_DOWN_EXIT = 3  # another agent runs as our gateway: a supervisor must not start us again
+
+
 def serve(plant: Plant, mqtt: MqttAddress, *, state_dir: Path, enterprise: str | None = None,
-          gateway: str | None = None, metrics: tuple[str, int] | None = None) -> None:  # fmt: skip
-    async def main() -> None:
+          gateway: str | None = None, metrics: tuple[str, int] | None = None) -> int:  # fmt: skip
+    """Run the agent until a signal; the exit code (``STOOD_DOWN_EXIT`` when a gateway stood down)."""
+
+    async def main() -> list[str]:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(plant, mqtt, state_dir=state_dir, enterprise=enterprise, gateway=gateway, stop=stop,
-                        metrics=metrics)  # fmt: skip
+        return await run_agent(plant, mqtt, state_dir=state_dir, enterprise=enterprise, gateway=gateway,
+                               stop=stop, metrics=metrics)  # fmt: skip
 
-    asyncio.run(main())
+    stood_down = asyncio.run(main())
+    return STOOD_DOWN_EXIT if stood_down else 0

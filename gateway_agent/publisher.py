@@ -26,11 +26,15 @@ time without ever blocking the network thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -99,6 +103,15 @@ class Publisher:
         self.acked = 0  # batches the broker acknowledged in this run
         self.acked_readings = 0
         self.resent = 0  # batches put back in the queue at ingest's request, in this run
+        # who this agent is, in its retained online status: another agent running as the same
+        # gateway takes the MQTT session from it (client ids are bound to the gateway's identity)
+        self.instance: dict[str, object] = {"id": uuid.uuid4().hex[:12], "host": socket.gethostname(),
+                                            "pid": os.getpid(), "since": time.time_ns() // 1_000_000,
+                                            "addr": None}  # fmt: skip
+        self.conflict: dict[str, object] | None = None  # the other agent, once this one stood down
+        self._announced = False  # our online status went out in this run
+        self._kicked = False  # …and the broker then dropped us
+        self._warned: set[object] = set()
         self._client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -289,13 +302,22 @@ class Publisher:
         logger.info("gateway %s/%s connected to %s:%s (session %s); %d batches to replay", self.enterprise,
                     self.gateway, self._address.host, self._address.port,
                     "resumed" if flags.session_present else "new", backlog)  # fmt: skip
-        client.subscribe([(wire.CLOCK_TOPIC, 0), (self._config_topic, 1), (self._resend_topic, 1)])
+        with contextlib.suppress(OSError, AttributeError):
+            self.instance["addr"] = client.socket().getsockname()[0]  # type: ignore[union-attr]
+        # our own status first: the retained one names the agent that announced itself last
+        client.subscribe([(wire.CLOCK_TOPIC, 0), (self._config_topic, 1), (self._resend_topic, 1),
+                          (self._status_topic, 1)])  # fmt: skip
         self.connected.set()
-        self._publish_other(self._status_topic, wire.status_payload(True), retain=True)
+        self._publish_other(
+            self._status_topic, wire.status_payload(True, {"agent": self.instance}), retain=True
+        )
+        self._announced = True
         self._pump()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        if self.connected.is_set() and not self._stopping:
+        if self._announced and not self._stopping:
+            self._kicked = True
+        if self.connected.is_set() and not self._stopping and self.conflict is None:
             logger.warning("gateway %s/%s disconnected (%s); %d batches stay buffered", self.enterprise,
                            self.gateway, reason, self.pending)  # fmt: skip
         self.connected.clear()
@@ -319,9 +341,48 @@ class Publisher:
                 self._on_config(bytes(message.payload))
             elif message.topic == self._resend_topic:
                 self._on_resend(bytes(message.payload))
+            elif message.topic == self._status_topic:
+                self._on_status(bytes(message.payload))
         except Exception:
             logger.exception("gateway %s/%s: message on %s not handled", self.enterprise, self.gateway,
                              message.topic)  # fmt: skip
+
+    def _on_status(self, payload: bytes) -> None:
+        """Our gateway's retained status names another agent online: two agents run as one gateway.
+
+        Each connection takes the session from the other. The younger agent stands down once it
+        knows the older one is alive: the older announced itself after we did (we were dropped,
+        and the status we find on reconnecting is theirs). The older one keeps the gateway and
+        announces itself again. A status left by an agent that died (its last will comes only after
+        the broker's keep-alive) names someone who never comes back, so a quick restart runs on.
+        """
+        try:
+            doc = json.loads(payload)
+        except (ValueError, RecursionError):
+            return
+        other = doc.get("agent") if isinstance(doc, dict) and doc.get("status") == "online" else None
+        if not isinstance(other, dict) or other.get("id") == self.instance["id"] or self.conflict is not None:
+            return
+        since = other.get("since")
+        mine = (int(str(self.instance["since"])), str(self.instance["id"]))
+        older = isinstance(since, int) and (since, str(other.get("id"))) < mine
+        label = f"{self.enterprise}/{self.gateway}"
+        who = _describe(other)
+        if older and self._kicked:
+            self.conflict = {k: other.get(k) for k in ("id", "host", "addr", "pid", "since")}
+            logger.error("gateway %s: another agent runs as this gateway (%s) and was there first; two "
+                         "agents take the broker session from each other, so this one stands down: stop one "
+                         "of them", label, who)  # fmt: skip
+            self._stopping = True
+            self._client.disconnect()
+            return
+        if other.get("id") not in self._warned:
+            self._warned.add(other.get("id"))
+            logger.warning("gateway %s: another agent announced itself as this gateway (%s)%s", label, who,
+                           "" if older else "; it is younger and will stand down if it runs on")  # fmt: skip
+        if not older and self.connected.is_set():  # the retained status names the agent that stays
+            self._publish_other(self._status_topic, wire.status_payload(True, {"agent": self.instance}),
+                                retain=True)  # fmt: skip
 
     def _on_resend(self, payload: bytes) -> None:
         try:
@@ -359,3 +420,11 @@ class Publisher:
                            "with the local clock (fix NTP)", self.enterprise, self.gateway,
                            -offset / 1000)  # fmt: skip
         self.clock_offset_ms = offset
+
+
+def _describe(agent: dict[str, object]) -> str:
+    since = agent.get("since")
+    started = (
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since / 1000)) if isinstance(since, int) else "?"
+    )
+    return f"host {agent.get('host')}, address {agent.get('addr')}, pid {agent.get('pid')}, started {started}"

@@ -89,6 +89,12 @@ def _problems(status: GatewayStatus) -> list[str]:
     config = health.get("config") or {}
     if config.get("status") in ("rejected", "rolled back"):
         problems.append(f"last pushed configuration {config['status']}: {config.get('error')}")
+    other = health.get("conflict")
+    if isinstance(other, dict):
+        problems.append(
+            f"stood down: another agent runs as this gateway (host {other.get('host')}, address "
+            f"{other.get('addr')}, pid {other.get('pid')}); stop one of them"
+        )
     offset = health.get("clock_offset_ms")
     if offset is not None and abs(offset) > CLOCK_SKEW_WARN_MS:
         problems.append(f"clock {-offset / 1000:+.1f} s off the platform's")

@@ -4,8 +4,8 @@ Every MQTT client of the stack has its own identity, and its user name is its cl
 (``use_username_as_clientid``), so no one can take over another's session:
 
 - ``hw-agent-<E>-<G>``: the gateway agent of gateway G of enterprise E. Publishes only its
-  ``readings``, ``status`` (online, and its last will) and ``health``; reads only its ``config``,
-  its ``resend`` and the platform's ``hw/v1/clock``.
+  ``readings``, ``status`` (online, and its last will) and ``health``; reads only its ``status``
+  (who else announced itself as the gateway), ``config``, ``resend`` and ``hw/v1/clock``.
 - ``hw-video-<E>-<G>``: the camera analytics of that gateway. Publishes only its ``events`` and
   its retained ``cameras`` status (and that status as its last will).
 - ``hw-ingest-<worker>``: an ingest worker. Reads every gateway's topics; publishes the clock
@@ -69,12 +69,15 @@ class Identity(BaseModel):
         return f"hw-{self.kind}"
 
     def rules(self) -> list[tuple[str, str]]:
-        """(access, topic filter) of the ACL: ``read`` is subscribe and receive, ``write`` publish."""
+        """(access, topic filter) of the ACL: ``read`` is subscribe and receive, ``write`` publish,
+        ``readwrite`` both."""
         root = wire.TOPIC_ROOT
         own = f"{root}/{self.enterprise}/{self.gateway}"
         if self.kind == "agent":
-            return [("write", f"{own}/{k}") for k in ("readings", "status", "health")] + [
-                ("read", f"{own}/config"), ("read", f"{own}/resend"), ("read", wire.CLOCK_TOPIC)
+            # its own status it also reads: a second agent running as the gateway is seen there
+            return [
+                ("write", f"{own}/readings"), ("readwrite", f"{own}/status"), ("write", f"{own}/health"),
+                ("read", f"{own}/config"), ("read", f"{own}/resend"), ("read", wire.CLOCK_TOPIC),
             ]  # fmt: skip
         if self.kind == "video":
             return [("write", f"{own}/events"), ("write", f"{own}/cameras")]

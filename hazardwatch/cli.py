@@ -159,7 +159,7 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
     selected = [(e.code, g.id) for e in plant.enterprises for g in e.gateways
                 if args.enterprise in (None, e.code) and args.gateway in (None, g.id)]  # fmt: skip
     check_scope(address.username, "agent", selected)
-    serve(
+    return serve(
         plant,
         address,
         state_dir=_agent_state_dir(args, settings),
@@ -167,7 +167,6 @@ def cmd_agent(args: argparse.Namespace, settings: Settings) -> int:
         gateway=args.gateway,
         metrics=metrics,
     )
-    return 0
 
 
 def cmd_agent_status(args: argparse.Namespace, settings: Settings) -> int:

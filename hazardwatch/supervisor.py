@@ -33,6 +33,7 @@ from hazardwatch.services import (
 from hazardwatch.settings import Settings, parse_host_port, parse_mqtt_url
 
 logger = logging.getLogger(__name__)
+STOOD_DOWN_EXIT = 3  # gateway_agent.agent's exit code when its gateway runs elsewhere (not imported: heavy)
 
 DEMO_USERS = (
     # username, role, division scope, enterprise, display name
@@ -302,6 +303,11 @@ class Stack:
         while not self._stop.wait(0.5):
             for part in self.parts:
                 if part.proc is None or part.proc.poll() is None:
+                    continue
+                if part.proc.returncode == STOOD_DOWN_EXIT and part.name.startswith("agent"):
+                    # another agent runs as its gateway: starting it again would only fight it
+                    logger.error("%s stood down: another agent runs as its gateway; not restarted", part.name)
+                    part.proc = None
                     continue
                 now = time.monotonic()
                 if part.next_start == 0.0:
