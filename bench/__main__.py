@@ -3,6 +3,7 @@
 from bench import (
     backtest_bench,
     board_bench,
+    fuzz_bench,
     history_bench,
     ingest_bench,
     modbus_bench,
@@ -14,6 +15,7 @@ from bench import (
 rules_bench.main([])
 replay_bench.main([])
 ingest_bench.main([])
+fuzz_bench.main([])
 backtest_bench.main([])
 modbus_bench.main([])
 video_bench.main([])
