@@ -17,7 +17,8 @@ service is BAD_COMM; one readable tag, or a reading with another quality, means 
   block, a node the server cannot read), still raises its FAULT.
 
 The state is rebuilt from the database (the latest readings, the open alarms) whenever the tag
-index loads, and copied and restored with the rule engine's state around each step.
+index loads, and copied and restored with the rule engine's state around each step. Without a
+database (the backtest) it starts with every device answering and no alarm.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class _State:
 
 
 class DeviceComm:
-    def __init__(self, index: TagIndex, conn: Conn) -> None:
+    def __init__(self, index: TagIndex, conn: Conn | None = None) -> None:
         self._devices = index.devices
         self._device_of = index.device_of
         # a tag out of service (or removed from the devices file) may no longer be read at all:
@@ -77,21 +78,24 @@ class DeviceComm:
         lookup = {int(t): i for i, t in enumerate(index.config.tag_id)}
         lost = np.zeros(index.config.size, bool)
         lost_ms = np.full(index.config.size, -1, np.int64)
-        for tag_id, ms in conn.execute(
-            "SELECT tag_id, (extract(epoch FROM ts) * 1000)::bigint FROM readings_latest WHERE quality = %s",
-            (int(Quality.BAD_COMM),),
-        ):
-            i = lookup.get(int(str(tag_id)))
-            if i is not None:
-                lost[i], lost_ms[i] = True, int(str(ms))
-        alarmed = {
-            int(str(r[0])): [str(d) for d in r[1]] if isinstance(r[1], list) else []
-            for r in conn.execute(
-                "SELECT subject_id, detail->'devices' FROM alarms WHERE subject_kind = 'gateway'"
-                " AND condition = %s AND state <> 'NORMAL' AND active",
-                (Condition.DEVICE_COMM.value,),
-            )
-        }
+        alarmed: dict[int, list[str]] = {}
+        if conn is not None:
+            for tag_id, ms in conn.execute(
+                "SELECT tag_id, (extract(epoch FROM ts) * 1000)::bigint FROM readings_latest"
+                " WHERE quality = %s",
+                (int(Quality.BAD_COMM),),
+            ):
+                i = lookup.get(int(str(tag_id)))
+                if i is not None:
+                    lost[i], lost_ms[i] = True, int(str(ms))
+            alarmed = {
+                int(str(r[0])): [str(d) for d in r[1]] if isinstance(r[1], list) else []
+                for r in conn.execute(
+                    "SELECT subject_id, detail->'devices' FROM alarms WHERE subject_kind = 'gateway'"
+                    " AND condition = %s AND state <> 'NORMAL' AND active",
+                    (Condition.DEVICE_COMM.value,),
+                )
+            }
         self.state = _State(lost, np.full(len(self._devices), -1, np.int64), alarmed)
         down = self._down()
         with_device = self._has_device & lost

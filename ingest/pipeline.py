@@ -28,7 +28,8 @@ from ingest.clockskew import ClockWatch
 from ingest.composites import open_composite_levels
 from ingest.deadletters import DeadLetter
 from ingest.devices import DeviceComm, Refresh
-from ingest.gateways import gateway_transitions, without_consequential_stale
+from ingest.evaluate import carry_state, readings_step, tick_step
+from ingest.gateways import gateway_transitions
 from ingest.storage import Backend, backend_of, read_readings, write_readings
 from ingest.tagindex import TagIndex
 from ingest.video import record_cameras, record_event
@@ -143,7 +144,7 @@ class Pipeline:
         index = TagIndex.load(conn, self._enterprises)
         engine = RuleEngine(index.config, index.composites)
         if self._engine is not None:
-            _carry_state(self._engine, engine)
+            carry_state(self._engine, engine)
         else:
             self._warm_up(conn, index, engine)
             for tag_id, condition, level, active in open_alarm_levels(conn):
@@ -207,14 +208,11 @@ class Pipeline:
             assert self._index is not None  # noqa: S101 - loaded above
             with conn.transaction():
                 offline, down = gateway_transitions(conn, list(self._index.gateways.values()), now_ms)
-                stale = without_consequential_stale(
-                    self._engine.tick(now_ms), self._index.gateway_of_tag, down
-                )
-                device_changes, refreshes = self._devices.tick(now_ms)
+                ticked = tick_step(self._engine, self._devices, now_ms, self._index.gateway_of_tag, down)
                 clock_changes = self._clockwatch.due(now_ms)
-                changed = apply_transitions(conn, [*offline, *stale, *device_changes, *clock_changes],
+                changed = apply_transitions(conn, [*offline, *ticked.transitions, *clock_changes],
                                             self._policy)  # fmt: skip
-                for refresh in refreshes:
+                for refresh in ticked.refreshes:
                     refresh.apply(conn)
                 return changed + expire(conn, utc_from_ms(now_ms), self._policy)
         except BaseException:
@@ -312,9 +310,8 @@ class Pipeline:
             self._ensure_partitions(conn, int(ts.min()), int(ts.max()))
             result.readings = write_readings(conn, self._backend, ts, tag_ids, values, quality)
             self._first_readings(conn, index, idx, ts)
-            covered, device_changes, refreshes = devices.observe(idx, ts, quality)
-            engine.rewind(now_ms)
-            transitions = [*engine.evaluate(idx, ts, values, quality, covered), *device_changes]
+            step = readings_step(engine, devices, idx, ts, values, quality, now_ms)
+            transitions, refreshes = step.transitions, step.refreshes
         if transitions or clock_changes:
             result.transitions = apply_transitions(conn, [*transitions, *clock_changes], self._policy)
         for refresh in refreshes:
@@ -502,13 +499,3 @@ def _record_health(
         " WHERE id = %s",
         (Jsonb(health), at, at, gateway_id),
     )
-
-
-def _carry_state(old: RuleEngine, new: RuleEngine) -> None:
-    """Keep each tag's condition state across a reload of the ledger."""
-    for i, tag_id in enumerate(old.config.tag_id):
-        j = new.index_of(int(tag_id))
-        if j is None:
-            continue
-        old.state.carry(i, new.state, j)
-    new.carry_composites(old)
