@@ -381,3 +381,23 @@ def test_the_sample_plant_keeps_its_documented_grades_through_a_resync(conn: Con
     grades: dict[str, int | None] = dict(conn.execute("SELECT code, grade FROM hazard_sources").fetchall())
     assert grades == {"HS330110001-01": 3, "HS330110001-02": 4, "HS330281002-01": 2, "HS330281002-02": 4}
     assert DEFAULT.grading.priority("HIGH", 1, None) == 2  # no grade: nothing raised
+
+
+async def test_the_ledger_api_names_a_non_major_source_so(database_url: str) -> None:
+    from tests.test_dashboard_api import AWAY, logged_in, running, seed
+
+    seeded = seed(database_url, load_plant_text(_devices(*NOT_MAJOR_DEVICES), "devices.yaml"))
+    with psycopg.connect(seeded.url) as conn:
+        ids = {str(c): int(i) for c, i in conn.execute("SELECT code, id FROM enterprises").fetchall()}
+    async with running(seeded.url) as (server, _), logged_in(server, "jianguan") as user:
+        status, body = await user.get(f"/api/v1/enterprises/{ids[AWAY]}")
+        assert status == 200
+        sources = {hs["code"]: hs for hs in body["enterprise"]["hazard_sources"]}
+        store = sources["HS330281002-01"]
+        assert (store["grade"], store["grade_name"], store["major"]) == (None, "非重大危险源", False)
+        assert store["risk_inherent"] == 4  # no inherent points from a grade it does not have
+        assert sources["HS330281002-02"]["grade_name"] == "四级"
+        assert sources["HS330281002-02"]["grade_terms"] == "2 × (1.5×3/5 + 3×10/20)"
+        status, body = await user.get("/api/v1/enterprises")
+        listed = {e["code"]: e for e in body["enterprises"]}
+        assert (listed[AWAY]["grade"], listed[AWAY]["major_hazard_sources"]) == (4, 1)
