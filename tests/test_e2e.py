@@ -17,7 +17,16 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from tests.support import free_port, plant_doc_on_ports, wait_for_port, write_plant
+from hazardwatch import envfile
+from hazardwatch.settings import parse_mqtt_url
+from tests.support import (
+    AuthBroker,
+    authenticated_mosquitto,
+    free_port,
+    plant_doc_on_ports,
+    wait_for_port,
+    write_plant,
+)
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -111,14 +120,33 @@ def quick_plant_doc() -> dict[str, Any]:
     return doc
 
 
+def start_authenticated(stack: Stack, broker: AuthBroker) -> None:
+    """As `hazardwatch up` runs its stack: ingest and an agent per gateway, each under its own broker
+    identity (``--env-file``), on a broker configured by `hazardwatch broker config`."""
+    stack.start("simulate", "simulate")
+    wait_for_port(int(stack.env["HW_SIM_CONTROL"].rsplit(":", 1)[1]), timeout=30)
+    stack.start("ingest", "ingest", "--no-sync", "--env-file", str(broker.env_file("hw-ingest-1")))
+    for enterprise in ("E330110001", "E330281002"):
+        stack.start(f"agent-{enterprise}", "agent", "--enterprise", enterprise, "--gateway", "gw01",
+                    "--env-file", str(broker.env_file(f"hw-agent-{enterprise}-gw01")))  # fmt: skip
+
+
 @pytest.fixture
-def stack(tmp_path: Path, mqtt_port: int, database_url: str) -> Iterator[Stack]:
-    s = make_stack(tmp_path, mqtt_port, database_url, quick_plant_doc())
-    start_everything(s)
-    try:
-        yield s
-    finally:
-        stop_and_show(s)
+def broker(tmp_path: Path) -> Path:
+    return tmp_path / "broker"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, broker: Path, database_url: str) -> Iterator[Stack]:
+    """The README's scenarios run on the stack as `make up` runs it: authentication and ACL on."""
+    port = free_port()
+    s = make_stack(tmp_path, port, database_url, quick_plant_doc())
+    with authenticated_mosquitto(broker, Path(s.env["HW_DEVICES"]), port) as running:
+        start_authenticated(s, running)
+        try:
+            yield s
+        finally:
+            stop_and_show(s)
 
 
 def _rows(url: str, query: str, *params: object) -> list[tuple[object, ...]]:
@@ -182,33 +210,44 @@ def test_overfill_raises_one_alarm_and_clears_it(stack: Stack, database_url: str
 
 
 def test_garbage_is_dead_lettered_and_ingest_keeps_running(
-    stack: Stack, database_url: str, mqtt_port: int
+    stack: Stack, database_url: str, broker: Path
 ) -> None:
+    """The README's example: a throwaway identity (the real gateway's would throw its agent off
+    the broker) publishes garbage; anonymous publishing is refused."""
     eventually(lambda: _rows(database_url, "SELECT count(*) FROM readings")[0][0] != 0, 60, "first readings")
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-p",
-            str(mqtt_port),
-            "-q",
-            "1",
-            "-t",
-            "hw/v1/E330110001/gw01/readings",
-            "-m",
-            "garbage",
-        ],
-        check=True,
-        timeout=10,
+    issued = stack.run("credentials", "issue", "--enterprise", "E330110001", "--gateway", "test01",
+                       "--broker-dir", str(broker))  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    creds = envfile.read(broker / "credentials" / "hw-agent-E330110001-test01.env")
+    address = parse_mqtt_url(creds["HW_MQTT_URL"])
+    topic = "hw/v1/E330110001/test01/readings"
+    pub = [
+        "mosquitto_pub",
+        "-h",
+        address.host,
+        "-p",
+        str(address.port),
+        "-q",
+        "1",
+        "-t",
+        topic,
+        "-m",
+        "garbage",
+    ]
+    anonymous = subprocess.run(pub, capture_output=True, text=True, timeout=10, check=False)
+    assert anonymous.returncode != 0  # not authorised
+    authenticated = [*pub, "-u", str(address.username), "-P", creds["HW_MQTT_PASSWORD"]]
+    eventually(
+        lambda: subprocess.run(authenticated, capture_output=True, timeout=10, check=False).returncode == 0,
+        15,
+        "the broker to take the new identity (reloaded)",
     )
     letters = eventually(
-        lambda: _rows(
-            database_url,
-            "SELECT topic, reason FROM dead_letters WHERE topic = 'hw/v1/E330110001/gw01/readings'",
-        ),
+        lambda: _rows(database_url, "SELECT topic, reason FROM dead_letters WHERE topic = %s", topic),
         30,
         "the dead letter",
     )
-    assert letters[0][0] == "hw/v1/E330110001/gw01/readings"
+    assert letters[0][0] == topic
     assert "malformed" in str(letters[0][1])
     before = _rows(database_url, "SELECT count(*) FROM readings")[0][0]
     assert isinstance(before, int)
