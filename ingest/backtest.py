@@ -1,184 +1,270 @@
-"""Backtest: a rule set run over stored history, against the alarms actually raised.
+"""Backtest: a rule set run over stored history, against the alarms live ingest actually raised.
 
-An engineer changes a limit, a deadband, a delay or a window in a devices file and asks what
-it would have done over last month before applying it. The readings come out of the database by
-binary COPY, a day at a time, straight into numpy arrays, and go through the same vectorized
-engine the ingest tier runs; nothing is written.
+An engineer changes a limit, a deadband, a delay or a window in a devices file (or a rules file
+over it) and asks what it would have done over last month before applying it. The rule settings
+come from the ledger sync itself, run in a transaction that is rolled back, so the engine gets
+exactly the configuration ingest would load; nothing is written. The readings come out of the
+database by binary COPY, a day at a time, and go through ``ingest.evaluate``: the very step live
+ingest runs (devices down and their covered BAD_COMM readings, DEVICE_COMM, STALE on the clock's
+tick, composites), with the clock's ticks replayed every ``TICK_MS``.
 
-Composites (VOTE of a voting group, SOURCE of a hazard source) are evaluated as ingest does and
-compared by group and hazard source code. STALE needs the clock of the time, which the history
-does not keep: it is left out.
+What stored history cannot tell is taken as the data allows (``NOTES``, in the report too):
+readings keep their source time, not when they arrived; gateways' silence is taken from the
+GATEWAY_OFFLINE alarms live raised; a tag's out-of-service period only from ``tags.oos_at``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 import psycopg
 
+from hazardwatch.clock import utc_from_ms
 from hazardwatch.ledger import Plant
-from hazardwatch.ledger.composites import SourceWarning
+from hazardwatch.quality import Quality
+from ingest.backtest_history import CONDITIONS, Change, History, Key, live_history
+from ingest.backtest_report import Report
+from ingest.devices import DELAY_S, DeviceComm
+from ingest.evaluate import carry_state, readings_step, tick_step
+from ingest.ledger_sync import sync_ledger
 from ingest.storage import read_readings
-from rules.composite import TAG_CONDITIONS, CompositeConfig
-from rules.engine import RuleEngine, TagConfig
-from rules.types import Subject
+from ingest.tagindex import TagIndex
+from rules.engine import RuleEngine
+from rules.types import Condition, Subject, Transition
 
 Conn = psycopg.Connection[tuple[object, ...]]
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Q = npt.NDArray[np.int16]
 CHUNK = timedelta(days=1)
-
-Key = tuple[str, str, str]  # enterprise code, tag (voting group, hazard source) code, condition
-
-
-@dataclass
-class Report:
-    start: datetime
-    end: datetime
-    readings: int = 0
-    seconds: float = 0.0
-    would_raise: Counter[Key] = field(default_factory=Counter)
-    raised: Counter[Key] = field(default_factory=Counter)
-
-    @property
-    def rate(self) -> float:
-        return self.readings / self.seconds if self.seconds else 0.0
-
-    def rows(self) -> list[tuple[Key, int, int]]:
-        """(key, actually raised, would raise) for every key either counts, most changed first."""
-        keys = set(self.raised) | set(self.would_raise)
-        rows = [(k, self.raised[k], self.would_raise[k]) for k in keys]
-        return sorted(rows, key=lambda r: (-abs(r[2] - r[1]), r[0]))
+TICK_MS = 5_000  # ingest's clock tick (ingest.consumer.CLOCK_TICK_S)
+DEVICE_DELAY_MS = int(DELAY_S * 1000)
+WARM_UP_MARGIN_MS = 60_000
+MAX_WARM_UP_MS = 2 * 3_600_000
+NEVER = np.iinfo(np.int64).min // 2
+SEGMENT = 200_000  # readings looked at at once for a segment that may run as one step
 
 
-def config_from_plant(plant: Plant, tag_ids: dict[tuple[str, str], int]) -> tuple[TagConfig, list[Key]]:
-    """The engine configuration of a devices file's tags that exist in the database."""
-    rows = []
-    names: list[Key] = []
-    for enterprise, _, _, tag in plant.iter_tags():
-        tag_id = tag_ids.get((enterprise.code, tag.code))
-        if tag_id is None:
-            continue
-        lim = tag.effective_limits
-        on, off = tag.effective_delays_s
-        roc, frozen, predict = tag.roc, tag.frozen, tag.predict
-        rows.append((
-            tag_id, _nan(lim.ll), _nan(lim.l), _nan(lim.h), _nan(lim.hh), tag.effective_deadband,
-            tag.range[0], tag.range[1], tag.out_of_service is None, on, off,
-            roc.limit if roc else np.nan, roc.period_s if roc else 0.0,
-            frozen.epsilon if frozen else 0.0, frozen.window_s if frozen else 0.0,
-            predict.window_s if predict else 0.0, predict.response_s if predict else 0.0,
-        ))  # fmt: skip
-        names.append((enterprise.code, tag.code, ""))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 17
-
-    def ms(i: int) -> np.ndarray:
-        return np.round(np.array(cols[i], dtype=np.float64) * 1000).astype(np.int64)
-
-    config = TagConfig(
-        tag_id=np.array(cols[0], dtype=np.int64), ll=np.array(cols[1], dtype=np.float64),
-        l=np.array(cols[2], dtype=np.float64), h=np.array(cols[3], dtype=np.float64),
-        hh=np.array(cols[4], dtype=np.float64), deadband=np.array(cols[5], dtype=np.float64),
-        range_low=np.array(cols[6], dtype=np.float64), range_high=np.array(cols[7], dtype=np.float64),
-        in_service=np.array(cols[8], dtype=bool), on_delay_ms=ms(9), off_delay_ms=ms(10),
-        roc_limit=np.array(cols[11], dtype=np.float64), roc_period_ms=ms(12),
-        frozen_eps=np.array(cols[13], dtype=np.float64), frozen_window_ms=ms(14),
-        predict_window_ms=ms(15), predict_response_ms=ms(16),
-    )  # fmt: skip
-    return config, names
+def _tick_at_or_after(ms: I64 | int) -> I64:
+    """The replayed clock ticks on every whole ``TICK_MS``."""
+    ticks: I64 = -(-np.asarray(ms, np.int64) // TICK_MS) * TICK_MS
+    return ticks
 
 
-def composites_from_plant(plant: Plant, index: dict[tuple[str, str], int]
-                          ) -> tuple[CompositeConfig, dict[tuple[Subject, int], Key]]:  # fmt: skip
-    """A devices file's voting groups and hazard-source warnings over the engine's tags (``index``:
-    engine index by enterprise and tag code), numbered here; their report keys by subject."""
-    groups: list[tuple[int, bool, list[int]]] = []
-    sources: list[tuple[int, list[bool]]] = []
-    tag_source = np.full(len(index), -1, np.int64)
-    keys: dict[tuple[Subject, int], Key] = {}
-    for enterprise in plant.enterprises:
-        for source in enterprise.hazard_sources:
-            warning = source.source_warning
-            counted = (warning or SourceWarning()).conditions
-            sources.append((warning.min_tags if warning else 0, [str(c) in counted for c in TAG_CONDITIONS]))
-            keys[(Subject.HAZARD_SOURCE, len(sources))] = (enterprise.code, source.code, "SOURCE")
-            for _, tag in ((e, t) for e in source.equipment for t in e.tags):
-                if (enterprise.code, tag.code) in index:
-                    tag_source[index[(enterprise.code, tag.code)]] = len(sources) - 1
-            for group in source.voting:
-                members = [index[(enterprise.code, c)] for c in group.tags if (enterprise.code, c) in index]
-                groups.append((group.k, group.condition == "LOW", members))
-                keys[(Subject.VOTE_GROUP, len(groups))] = (enterprise.code, group.code, "VOTE")
-    config = CompositeConfig(
-        vote_id=np.arange(1, len(groups) + 1, dtype=np.int64),
-        vote_k=np.array([g[0] for g in groups], dtype=np.int64),
-        vote_low=np.array([g[1] for g in groups], dtype=bool),
-        member_group=np.array([n for n, g in enumerate(groups) for _ in g[2]], dtype=np.int64),
-        member_tag=np.array([m for g in groups for m in g[2]], dtype=np.int64),
-        source_id=np.arange(1, len(sources) + 1, dtype=np.int64),
-        source_min_tags=np.array([s[0] for s in sources], dtype=np.int64),
-        source_conditions=np.array([s[1] for s in sources], dtype=bool).reshape(
-            len(sources), len(TAG_CONDITIONS)
-        ),
-        tag_source=tag_source,
-    )
-    return config, keys
+class _Replay:
+    """The engine and the devices' state, fed stored readings and the clock's ticks in time order."""
+
+    def __init__(self, index: TagIndex, oos_from: dict[int, int], start_ms: int, history: History) -> None:
+        self._final = index
+        self._oos = np.array([oos_from.get(int(t), np.iinfo(np.int64).max) for t in index.config.tag_id],
+                             dtype=np.int64)  # fmt: skip
+        # out of service since oos_at: in service before it (earlier periods are not kept)
+        self._switches = sorted({int(t) for t in self._oos[~index.config.in_service] if t > start_ms})
+        self.index = self._index_at(start_ms)
+        self.engine = RuleEngine(self.index.config, self.index.composites)
+        self.devices = DeviceComm(self.index)
+        self._history = history
+        self.heard = np.full(index.config.size, NEVER, np.int64)  # per tag: its last reading
+        self._first_tick = int(_tick_at_or_after(start_ms))
+        self.last_tick = self._first_tick - TICK_MS
+        self._ticked = False
+        self.levels: dict[Key, int] = {}
+        self.changes: dict[Key, list[Change]] = {}
+        self.readings = 0
+        self.seconds = 0.0
+
+    def _index_at(self, at_ms: int) -> TagIndex:
+        cfg = self._final.config
+        in_service = cfg.in_service | (self._oos > at_ms)
+        return dataclasses.replace(self._final, config=dataclasses.replace(cfg, in_service=in_service))
+
+    def _switch_until(self, at_ms: int) -> None:
+        """Tags that went out of service by ``at_ms`` leave the rules, as a reload of the ledger does."""
+        if not self._switches or self._switches[0] > at_ms:
+            return
+        while self._switches and self._switches[0] <= at_ms:
+            self._switches.pop(0)
+        index = self._index_at(at_ms)
+        engine = RuleEngine(index.config, index.composites)
+        carry_state(self.engine, engine)
+        devices = DeviceComm(index)
+        devices.state = self.devices.state.copy()
+        self.index, self.engine, self.devices = index, engine, devices
+
+    # -- the state at the start ------------------------------------------------------------
+    def seed(self, idx: I64, ts: I64, values: npt.NDArray[np.float64], quality: npt.NDArray[np.int16],
+             active: dict[Key, tuple[int, list[str]]]) -> None:  # fmt: skip
+        """Warm up from readings before the start and take the levels live had then, as a restart does."""
+        self.engine.warm_up(idx, ts, values, quality)
+        self.devices.observe(idx, ts, quality)
+        np.maximum.at(self.heard, idx, ts)
+        for key, (level, devices) in active.items():
+            subject, subject_id, condition = key
+            if subject == Subject.TAG:
+                self.engine.seed(subject_id, Condition(condition), level)
+            elif subject in (Subject.VOTE_GROUP, Subject.HAZARD_SOURCE):
+                self.engine.seed_composite(subject, subject_id, level)
+            elif condition == Condition.DEVICE_COMM:
+                self.devices.state.alarmed[subject_id] = devices
+            else:
+                continue
+            self.levels[key] = level
+        self.devices.state.alarmed = {
+            g: d for g, d in self.devices.state.alarmed.items()
+            if (Subject.GATEWAY, g, str(Condition.DEVICE_COMM)) in self.levels
+        }  # fmt: skip
+
+    # -- time ------------------------------------------------------------------------------
+    def _record(self, transitions: Iterable[Transition]) -> None:
+        """The level changes an alarm would show (a transition to the level it has changes nothing)."""
+        for t in transitions:
+            if str(t.condition) not in CONDITIONS:
+                continue
+            key = (t.subject, t.subject_id, str(t.condition))
+            if self.levels.get(key, 0) != t.level:
+                self.levels[key] = t.level
+                self.changes.setdefault(key, []).append(Change(t.level, t.ts_ms))
+
+    def _next_tick(self) -> int:
+        """The first tick after the last one run at which silence may raise something: no tick
+        before it can (readings only put silence off), so the ticks in between are skipped."""
+        if not self._ticked:
+            return self._first_tick
+        cfg = self.engine.config
+        watched = cfg.in_service & (cfg.stale_ms > 0)
+        since = self.devices.state.since
+        ticks = np.concatenate([
+            _tick_at_or_after(self.heard[watched] + cfg.stale_ms[watched] + 1),
+            _tick_at_or_after(since[since >= 0] + DEVICE_DELAY_MS),
+        ])  # fmt: skip
+        ticks = ticks[ticks > self.last_tick]
+        return int(ticks.min()) if ticks.size else int(np.iinfo(np.int64).max)
+
+    def ticks_before(self, limit_ms: int) -> None:
+        """Run the clock's ticks before ``limit_ms`` (a tick at T comes after the readings at T)."""
+        while (at := self._next_tick()) < limit_ms:
+            self._switch_until(at)
+            self.last_tick = at
+            down = self._history.gateways_down(at)
+            outcome = tick_step(self.engine, self.devices, at, self.index.gateway_of_tag, down)
+            if not self._ticked:  # silence counts from the first tick, for a tag not heard before
+                self._ticked = True
+                np.maximum(self.heard, at, out=self.heard)
+            self._record(outcome.transitions)
+
+    def step(
+        self, idx: I64, ts: I64, values: npt.NDArray[np.float64], quality: npt.NDArray[np.int16]
+    ) -> None:
+        began = time.perf_counter()
+        outcome = readings_step(self.engine, self.devices, idx, ts, values, quality, int(ts.max()))
+        self.seconds += time.perf_counter() - began
+        self.readings += int(idx.size)
+        in_service = self.engine.config.in_service[idx]
+        np.maximum.at(self.heard, idx[in_service], ts[in_service])
+        self._record(outcome.transitions)
+
+    # -- segments --------------------------------------------------------------------------
+    def run(self, idx: I64, ts: I64, values: npt.NDArray[np.float64], quality: npt.NDArray[np.int16],
+            end_ms: int) -> None:  # fmt: skip
+        """Readings sorted by time, then the ticks up to ``end_ms`` (exclusive)."""
+        comm = (quality == Quality.BAD_COMM) & (self.index.device_of[idx] >= 0)
+        pos, n = 0, int(ts.size)
+        while pos < n:
+            self.ticks_before(int(ts[pos]))
+            self._switch_until(int(ts[pos]))
+            stop = self._segment_end(ts, comm, pos)
+            self.step(idx[pos:stop], ts[pos:stop], values[pos:stop], quality[pos:stop])
+            pos = stop
+        self.ticks_before(end_ms)
+
+    def _segment_end(self, ts: I64, comm: npt.NDArray[np.bool_], pos: int) -> int:
+        """Where the step from ``pos`` ends: one source instant while a device is down or may go
+        down (coverage follows each poll, as live's steps do); else up to the next tick that may
+        raise something, the next BAD_COMM or the next change of service. Evaluating such a stretch
+        at once gives what evaluating it instant by instant would: the engine is batch-invariant
+        and no device changes in it."""
+        instant_end = int(np.searchsorted(ts, ts[pos], "right"))
+        state = self.devices.state
+        if comm[pos] or (state.since >= 0).any() or state.alarmed:
+            return instant_end
+        stop = min(int(ts.size), pos + SEGMENT)
+        bad = np.flatnonzero(comm[pos:stop])
+        if bad.size:
+            stop = int(np.searchsorted(ts, ts[pos + int(bad[0])], "left"))
+        limit = self._next_tick()
+        if self._switches:
+            limit = min(limit, self._switches[0] - 1)
+        stop = min(stop, int(np.searchsorted(ts, limit, "right")))
+        if stop < ts.size:
+            stop = int(np.searchsorted(ts, ts[stop], "left"))  # whole instants
+        return max(stop, instant_end)
 
 
-def _nan(value: float | None) -> float:
-    return float("nan") if value is None else value
+def _ruled_index(
+    conn: Conn, plant: Plant
+) -> tuple[TagIndex, dict[int, int], dict[tuple[Subject, int], tuple[str, str]]]:
+    """The tag index ingest would load once ``plant`` is synced, without keeping the sync; each
+    tag out of service with the time it went out (-1: unknown), and every subject's codes."""
+    codes = [e.code for e in plant.enterprises]
+    with conn.transaction():
+        sync_ledger(conn, plant)
+        index = TagIndex.load(conn, codes)
+        oos = {
+            int(str(r[0])): int(str(r[1]))
+            for r in conn.execute(
+                "SELECT id, coalesce((extract(epoch FROM oos_at) * 1000)::bigint, -1) FROM tags"
+                " WHERE NOT in_service"
+            )
+        }
+        names = _names(conn)
+        raise psycopg.Rollback()  # nothing of the sync is kept
+    return index, oos, names
+
+
+def _names(conn: Conn) -> dict[tuple[Subject, int], tuple[str, str]]:
+    rows = conn.execute(
+        "SELECT 'tag', t.id, e.code, t.code FROM tags t JOIN enterprises e ON e.id = t.enterprise_id"
+        " UNION ALL SELECT 'vote_group', v.id, e.code, v.code FROM vote_groups v"
+        "  JOIN hazard_sources h ON h.id = v.hazard_source_id JOIN enterprises e ON e.id = h.enterprise_id"
+        " UNION ALL SELECT 'hazard_source', h.id, e.code, h.code FROM hazard_sources h"
+        "  JOIN enterprises e ON e.id = h.enterprise_id"
+        " UNION ALL SELECT 'gateway', g.id, e.code, g.code FROM gateways g"
+        "  JOIN enterprises e ON e.id = g.enterprise_id"
+    ).fetchall()
+    return {(Subject(str(r[0])), int(str(r[1]))): (str(r[2]), str(r[3])) for r in rows}
+
+
+def _sorted(index: TagIndex, ts: I64, tag: I64, values: F64, quality: Q) -> tuple[I64, I64, F64, Q]:
+    """Stored readings of the index's tags by source time, with engine indexes for tag ids."""
+    lookup = np.full(max(int(index.config.tag_id.max(initial=0)), int(tag.max(initial=0))) + 1, -1, np.int64)
+    lookup[index.config.tag_id] = np.arange(index.config.size)
+    rows = lookup[tag]
+    known = np.flatnonzero(rows >= 0)
+    order = known[np.argsort(ts[known], kind="stable")]
+    return rows[order], ts[order], values[order], quality[order]
 
 
 def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report:
-    id_rows = conn.execute(
-        "SELECT t.id, e.code, t.code FROM tags t JOIN enterprises e ON e.id = t.enterprise_id"
-    ).fetchall()
-    tag_ids = {(str(e), str(c)): int(str(i)) for i, e, c in id_rows}
-    config, names = config_from_plant(plant, tag_ids)
-    engine_index = {(e, c): i for i, (e, c, _) in enumerate(names)}
-    composites, composite_keys = composites_from_plant(plant, engine_index)
-    engine = RuleEngine(config, composites)
-    index = np.full(max(tag_ids.values(), default=0) + 1, -1, np.int64)
-    index[config.tag_id] = np.arange(config.size)
-    keys = {
-        (Subject.TAG, int(t)): (e, c, "") for t, (e, c, _) in zip(config.tag_id.tolist(), names, strict=True)
-    }
-    keys.update(composite_keys)
-    report = Report(start, end)
-    levels: dict[tuple[Subject, int, str], int] = {}
+    """Run ``plant``'s rules over the readings stored in [start, end) and set them against live's alarms."""
+    index, oos, names = _ruled_index(conn, plant)
+    start_ms = int(start.timestamp() * 1000)
+    history = live_history(conn, [e.code for e in plant.enterprises], start, end)
+    replay = _Replay(index, oos, start_ms, history)
+    longest = max(replay.engine.warm_up_ms, int(index.config.stale_ms.max(initial=0)))
+    span = min(longest + WARM_UP_MARGIN_MS, MAX_WARM_UP_MS) if longest else 0
+    idx, ts, values, quality = _sorted(index, *read_readings(conn, utc_from_ms(start_ms - span), start))
+    replay.seed(idx, ts, values, quality, history.active_at_start)
+    seeded = dict(replay.levels)
     chunk_start = start
     while chunk_start < end:
         chunk_end = min(chunk_start + CHUNK, end)
-        ts, tag, values, quality = read_readings(conn, chunk_start, chunk_end)
-        began = time.perf_counter()
-        idx = index[tag]
-        known = idx >= 0
-        transitions = engine.evaluate(idx[known], ts[known], values[known], quality[known])
-        report.seconds += time.perf_counter() - began
-        report.readings += int(known.sum())
-        for t in transitions:
-            before = levels.get((t.subject, t.subject_id, str(t.condition)), 0)
-            levels[(t.subject, t.subject_id, str(t.condition))] = t.level
-            if before == 0 and t.level > 0:
-                enterprise, code, _ = keys[(t.subject, t.subject_id)]
-                report.would_raise[(enterprise, code, str(t.condition))] += 1
+        idx, ts, values, quality = _sorted(index, *read_readings(conn, chunk_start, chunk_end))
+        replay.run(idx, ts, values, quality, int(chunk_end.timestamp() * 1000))
         chunk_start = chunk_end
-    for row in conn.execute(_RAISED, (start, end)).fetchall():
-        if row[2] != "STALE":
-            report.raised[(str(row[0]), str(row[1]), str(row[2]))] = int(str(row[3]))
-    return report
-
-
-# what ingest raised: tag conditions, VOTE of voting groups, SOURCE of hazard sources
-_RAISED = (
-    "SELECT e.code, coalesce(t.code, v.code, hs.code), a.condition, count(*) FROM alarm_journal j"
-    " JOIN alarms a ON a.id = j.alarm_id JOIN enterprises e ON e.id = a.enterprise_id"
-    " LEFT JOIN tags t ON a.subject_kind = 'tag' AND t.id = a.subject_id"
-    " LEFT JOIN vote_groups v ON a.subject_kind = 'vote_group' AND v.id = a.subject_id"
-    " LEFT JOIN hazard_sources hs ON a.subject_kind = 'hazard_source' AND hs.id = a.subject_id"
-    " WHERE j.action IN ('raise', 'reactivate') AND j.at >= %s AND j.at < %s"
-    " AND (a.subject_kind = 'tag' OR (a.subject_kind, a.condition) IN (('vote_group', 'VOTE'),"
-    " ('hazard_source', 'SOURCE'))) GROUP BY 1, 2, 3"
-)
+    return Report.build(start, end, names, seeded, history.changes, replay.changes, replay.readings,
+                        replay.seconds)  # fmt: skip

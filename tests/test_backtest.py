@@ -57,7 +57,9 @@ def test_backtest_agrees_with_ingest_and_shows_a_changed_limit(database_url: str
     with psycopg.connect(database_url) as conn:
         same = backtest(conn, sample_plant, start, end)
     assert same.raised[("E330110001", "LT101", "HIGH")] == 3  # the short fourth never held 60 s
-    assert same.would_raise == same.raised  # the engine over history is the engine ingest ran
+    # the engine over history is the engine ingest ran; this ingest never ticked (no clock), the
+    # backtest's replayed clock finds the other Modbus tags silent
+    assert {k: n for k, n in same.would_raise.items() if k[2] != "STALE"} == same.raised
     assert same.readings == sum(30 + 12 for _ in PEAKS[:-1]) + 30 + 3 + 30
 
     doc = sample_plant_doc()

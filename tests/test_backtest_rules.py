@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -66,13 +67,15 @@ def test_backtest_replays_composites_and_a_rules_file_tunes_them(database_url: s
     expected = {("E330110001", code, condition): 2 for code, condition in
                 [("GT101", "HIGH"), ("GT102", "HIGH"), ("GV101", "VOTE"), (FARM, "SOURCE")]}  # fmt: skip
     assert dict(same.raised) == expected
-    assert same.would_raise == same.raised  # day chunks or ingest's batches of 7: the same composites
+    # day chunks or ingest's batches of 7: the same composites (this ingest never ticked: the
+    # backtest's replayed clock finds the other Modbus tags silent)
+    assert _without_stale(same.would_raise) == same.raised
 
     rules = tmp_path / "tuning.yaml"
     rules.write_text(TUNING, encoding="utf-8")
     with psycopg.connect(database_url) as conn:
         tuned = backtest(conn, with_rules(sample_plant, rules), start, end)
-    assert dict(tuned.would_raise) == {("E330110001", "GT102", "HIGH"): 2}
+    assert _without_stale(tuned.would_raise) == {("E330110001", "GT102", "HIGH"): 2}
 
     env = {**os.environ, "HW_DATABASE_URL": database_url}
     cli = subprocess.run(
@@ -82,10 +85,17 @@ def test_backtest_replays_composites_and_a_rules_file_tunes_them(database_url: s
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert f"with {rules}" in cli.stdout.splitlines()[0]
-    rows = {tuple(line.split()[:3]): line.split()[-3:] for line in cli.stdout.splitlines()[3:-1]}
+    lines = cli.stdout.splitlines()
+    table = lines[lines.index(next(line for line in lines if line.split()[:1] == ["enterprise"])) + 1 :]
+    table = table[: table.index(next(line for line in table if line.split()[:1] == ["total"]))]
+    rows = {tuple(line.split()[:3]): line.split()[-3:] for line in table if "STALE" not in line}
     assert rows == {
         ("E330110001", "GT101", "HIGH"): ["2", "0", "-2"],
         ("E330110001", "GT102", "HIGH"): ["2", "2", "+0"],
         ("E330110001", "GV101", "VOTE"): ["2", "0", "-2"],
         ("E330110001", FARM, "SOURCE"): ["2", "0", "-2"],
     }
+
+
+def _without_stale(counts: Mapping[tuple[str, str, str], int]) -> dict[tuple[str, str, str], int]:
+    return {k: n for k, n in counts.items() if k[2] != "STALE"}
