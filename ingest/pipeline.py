@@ -344,7 +344,12 @@ class Pipeline:
         try:
             address = wire.parse_topic(message.topic)
             if address.kind in ("status", "health", "events", "cameras"):
-                self._record(conn, index, address, message.payload, now_ms)
+                unknown = self._record(conn, index, address, message.payload, now_ms)
+                if unknown:  # kept for what it knows; what it names beyond the ledger is evidence
+                    reason = (
+                        f"unknown camera {address.enterprise}/{', '.join(unknown)[:200]} (the others kept)"
+                    )
+                    return [DeadLetter(message.topic, message.payload, reason)]
                 return []
             batch = _decode_readings(address, message.payload)
         except WireError as err:
@@ -369,9 +374,10 @@ class Pipeline:
         return letters
 
     def _record(self, conn: Conn, index: TagIndex, address: wire.TopicAddress, payload: bytes,
-                now_ms: int) -> None:  # fmt: skip
+                now_ms: int) -> list[str]:  # fmt: skip
         """A status, heartbeat, edge event or camera status, in a savepoint of its own: what the
-        database refuses costs this message alone (a dead letter), not its neighbours."""
+        database refuses costs this message alone (a dead letter), not its neighbours. Returns the
+        cameras a camera status names that are none of the gateway's in the ledger."""
         try:
             with conn.transaction():
                 at = utc_from_ms(now_ms)
@@ -383,12 +389,13 @@ class Pipeline:
                     newest = now_ms + int(self._limits.max_future_s * 1000)
                     record_event(conn, address, payload, self._policy, newest_ms=newest)
                 else:
-                    record_cameras(conn, address, payload, now_ms, self._policy)
+                    return record_cameras(conn, address, payload, now_ms, self._policy)[1]
         except psycopg.OperationalError:
             raise  # the connection, not the message: the step is retried
         except psycopg.DatabaseError as err:  # validation let through what the database refuses: a bug
             logger.exception("the database refused a %s message that passed validation", address.kind)
             raise WireError(f"refused by the database: {type(err).__name__}: {str(err)[:300]}") from err
+        return []
 
     def _split(self, index: TagIndex, enterprise: str, topic: str, batch: wire.ReadingBatch,
                columns: _Columns, now: int) -> tuple[list[DeadLetter], list[int]]:  # fmt: skip

@@ -151,8 +151,10 @@ def _store_snapshot(conn: Conn, camera: _Camera, event: wire.EdgeEvent) -> int:
 
 
 def record_cameras(conn: Conn, address: wire.TopicAddress, payload: bytes, now_ms: int,
-                   policy: Policy = DEFAULT) -> int:  # fmt: skip
-    """A gateway's camera status map (or its video process's last will: all offline)."""
+                   policy: Policy = DEFAULT) -> tuple[int, list[str]]:  # fmt: skip
+    """A gateway's camera status map (or its video process's last will: all offline): the journal
+    rows written, and the codes it names that are no camera of this gateway in the ledger (their
+    status is not kept; the caller dead-letters it, so the evidence stays)."""
     statuses = wire.decode_cameras(payload)
     rows = conn.execute(
         "SELECT c.id, c.code, c.status FROM cameras c JOIN gateways g ON g.id = c.gateway_id"
@@ -171,7 +173,8 @@ def record_cameras(conn: Conn, address: wire.TopicAddress, payload: bytes, now_m
         if new is None or new == old:
             continue
         journaled += _camera_status(conn, camera_id, code, old, new, now_ms, policy)
-    return journaled
+    known = {str(r[1]) for r in rows}
+    return journaled, sorted(set(statuses or ()) - known)
 
 
 def _camera_status(

@@ -615,7 +615,7 @@ async def test_logout_closes_the_live_socket(seeded: Seeded) -> None:
 def test_every_condition_has_a_code_and_a_name_in_both_languages() -> None:
     codes = {condition_code(c.value, level) for c in Condition for level in (1, 2)}
     assert codes == {"H", "HH", "L", "LL", "FAULT", "ROC", "FROZEN", "PREDICT", "STALE", "VOTE", "SOURCE",
-                     "GATEWAY_OFFLINE", "DEVICE_COMM"}  # fmt: skip
+                     "GATEWAY_OFFLINE", "DEVICE_COMM", "CLOCK_AHEAD"}  # fmt: skip
     states = {f"state_{s.value}" for s in AlarmState}
     for strings in STRINGS.values():
         assert all(f"cond_{code}" in strings for code in codes)

@@ -135,3 +135,19 @@ def test_dead_letters_are_counted_by_kind(pipeline: Pipeline, database_url: str)
     ])  # fmt: skip
     kinds = rows(database_url, "SELECT kind, count(*) FROM dead_letters GROUP BY 1 ORDER BY 1")
     assert kinds == [("malformed", 1), ("too_large", 1), ("unknown_gateway", 1), ("unknown_tag", 1)]
+
+
+def test_a_camera_status_naming_an_unknown_camera_leaves_evidence(
+    pipeline: Pipeline, database_url: str
+) -> None:
+    """CAM101's status is kept; CAM999, no camera of the gateway, is a dead letter, not silence."""
+    body = {"CAM101": {"status": "online"}, "CAM999": {"status": "online"}}
+    payload = wire.cameras_payload("gw01", body, int(time.time() * 1000))
+    result = pipeline.process([Message(wire.cameras_topic(LPG, "gw01"), payload)])
+    assert result.dead_letters == 1
+    assert rows(database_url, "SELECT kind, reason FROM dead_letters") == [
+        ("unknown_camera", f"unknown camera {LPG}/CAM999 (the others kept)")
+    ]
+    assert rows(database_url, "SELECT code, status FROM cameras WHERE code = 'CAM101'") == [
+        ("CAM101", "online")
+    ]
