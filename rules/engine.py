@@ -25,11 +25,12 @@ import numpy as np
 import numpy.typing as npt
 
 from hazardwatch.quality import VALUED_QUALITIES
+from rules.chatter import fault_levels, heard_since, stale_cleared
 from rules.composite import CODE, CompositeConfig, CompositeState, TagChanges, evaluate_composites
 from rules.limits import (
     Runs,
     delayed,
-    fill,
+    held,
     high_levels,
     latch,
     low_levels,
@@ -37,7 +38,7 @@ from rules.limits import (
     tag_time_order,
 )
 from rules.types import Condition, Subject, Transition
-from rules.windows import History, evaluate_windows, frozen_levels
+from rules.windows import PREDICT_HALF_SHARE, History, evaluate_windows, frozen_levels
 
 # A transmitter reading beyond its range by more than NAMUR NE 43's measuring band
 # (3.8–20.5 mA, i.e. -1.25 % … +103.125 % of span) is an instrument fault.
@@ -72,16 +73,39 @@ class TagConfig:
     predict_window_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     predict_response_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     stale_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))  # 0: no STALE
+    # chatter protection of the other conditions (not given: none): on-/off-delays, and hysteresis
+    fault_margin: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # back inside the band
+    fault_on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    fault_off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    roc_deadband: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # not given: deadband
+    roc_on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    roc_off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    frozen_on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    frozen_off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    predict_on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    predict_off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    # each half of the window must show this share of the trend's slope (not given: PREDICT_HALF_SHARE;
+    # NaN: a step counts as a trend, as before the test existed — for baselines)
+    predict_half_share: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    stale_on_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    stale_off_delay_ms: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    DELAYS = ("on_delay_ms", "off_delay_ms", "fault_on_delay_ms", "fault_off_delay_ms", "roc_on_delay_ms",
+              "roc_off_delay_ms", "frozen_on_delay_ms", "frozen_off_delay_ms", "predict_on_delay_ms",
+              "predict_off_delay_ms", "stale_on_delay_ms", "stale_off_delay_ms")  # fmt: skip
 
     def __post_init__(self) -> None:
         n = self.tag_id.size
-        for name in ("on_delay_ms", "off_delay_ms", "roc_period_ms", "frozen_window_ms", "predict_window_ms",
+        for name in (*self.DELAYS, "roc_period_ms", "frozen_window_ms", "predict_window_ms",
                      "predict_response_ms", "stale_ms"):  # fmt: skip
             if getattr(self, name).size != n:  # not given: off
                 object.__setattr__(self, name, np.zeros(n, np.int64))
-        for name, default in (("roc_limit", np.nan), ("frozen_eps", 0.0)):
+        for name, default in (("roc_limit", np.nan), ("frozen_eps", 0.0), ("fault_margin", 0.0),
+                              ("predict_half_share", PREDICT_HALF_SHARE)):  # fmt: skip
             if getattr(self, name).size != n:
                 object.__setattr__(self, name, np.full(n, default))
+        if self.roc_deadband.size != n:
+            object.__setattr__(self, "roc_deadband", self.deadband.copy())
 
     @property
     def window_ms(self) -> npt.NDArray[np.int64]:
@@ -133,11 +157,23 @@ class EngineState:
     stale: npt.NDArray[np.int8]
     watched_from: npt.NDArray[np.int64]  # the clock tick from which silence counts (LONG_AGO: not yet)
     history: History  # valid readings inside each tag's window
+    # before the on-/off-delays of FAULT, ROC, FROZEN and PREDICT: each condition's raw level and
+    # since when it holds; STALE: since when the tag has been heard without a silence
+    fault_raw: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    fault_since: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    roc_raw: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    roc_since: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    frozen_raw: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    frozen_since: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    predict_raw: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, bool))
+    predict_since: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    heard_since: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     composite: CompositeState = field(default_factory=lambda: CompositeState.empty(0, 0))
 
     _ARRAYS = ("high", "low", "fault", "last_ts", "high_raw", "high_since", "high_since2", "low_raw",
                "low_since", "low_since2", "roc", "frozen", "predict", "last_value", "last_move", "stale",
-               "watched_from")  # fmt: skip
+               "watched_from", "fault_raw", "fault_since", "roc_raw", "roc_since", "frozen_raw",
+               "frozen_since", "predict_raw", "predict_since", "heard_since")  # fmt: skip
 
     @classmethod
     def empty(cls, n: int) -> EngineState:
@@ -160,6 +196,15 @@ class EngineState:
             stale=np.zeros(n, np.int8),
             watched_from=np.full(n, LONG_AGO, np.int64),
             history=History.empty(),
+            fault_raw=np.zeros(n, bool),
+            fault_since=np.full(n, LONG_AGO, np.int64),
+            roc_raw=np.zeros(n, bool),
+            roc_since=np.full(n, LONG_AGO, np.int64),
+            frozen_raw=np.zeros(n, bool),
+            frozen_since=np.full(n, LONG_AGO, np.int64),
+            predict_raw=np.zeros(n, bool),
+            predict_since=np.full(n, LONG_AGO, np.int64),
+            heard_since=np.full(n, LONG_AGO, np.int64),
         )
 
     def copy(self) -> EngineState:
@@ -185,6 +230,9 @@ class RuleEngine:
         # per tag: the band outside which a reading is an instrument fault, the window conditions' reach
         # (inside the finite floats: an infinite value is never a reading)
         self._fault_low, self._fault_high = fault_band(config.range_low, config.range_high)
+        # …and the band a value must be back inside for the fault to reset (FAULT's hysteresis)
+        self._inside_low = self._fault_low + config.fault_margin
+        self._inside_high = self._fault_high - config.fault_margin
         self._window_ms = config.window_ms
         self._changed: list[tuple[int, I64, I64, I8, I8]] = []  # the batch's tag changes (composites)
 
@@ -204,10 +252,13 @@ class RuleEngine:
         elif condition == Condition.LOW:
             st.low[i] = st.low_raw[i] = level
             st.low_since[i] = st.low_since2[i] = LONG_AGO
-        else:
-            levels = {Condition.FAULT: st.fault, Condition.ROC: st.roc, Condition.FROZEN: st.frozen,
-                      Condition.PREDICT: st.predict, Condition.STALE: st.stale}  # fmt: skip
-            levels[condition][i] = level
+        elif condition == Condition.STALE:
+            st.stale[i] = level
+        else:  # the alarm's raw level held "since forever": a return to normal runs its off-delay
+            name = condition.lower()
+            getattr(st, name)[i] = level
+            getattr(st, f"{name}_raw")[i] = level > 0
+            getattr(st, f"{name}_since")[i] = LONG_AGO
 
     def seed_composite(self, subject: Subject, subject_id: int, level: int) -> None:
         """Restore an active composite (a voting group's VOTE, a hazard source's SOURCE) after a restart."""
@@ -246,21 +297,25 @@ class RuleEngine:
     def warm_up_ms(self) -> int:
         """How much history ``warm_up`` wants: the longest delay or window of any tag."""
         cfg = self.config
-        longest = max((int(a.max(initial=0)) for a in (cfg.on_delay_ms, cfg.off_delay_ms, cfg.window_ms,
-                                                        cfg.frozen_window_ms)), default=0)  # fmt: skip
+        reaches = (cfg.window_ms, cfg.frozen_window_ms, *(getattr(cfg, name) for name in cfg.DELAYS))
+        longest = max((int(a.max(initial=0)) for a in reaches), default=0)
         return longest
 
     def tick(self, now_ms: int) -> list[Transition]:
-        """The clock's turn: STALE for in-service tags silent for longer than their ``stale_ms``.
+        """The clock's turn: STALE for in-service tags silent for longer than their ``stale_ms`` and
+        their STALE on-delay.
 
         Silence counts from a tag's last reading, or from the first tick for a tag not heard from
-        since the engine started (a restart gives every tag its full period). A reading clears it.
+        since the engine started (a restart gives every tag its full period). Readings clear it once
+        they have come for the STALE off-delay without a silence (a gap over ``stale_ms``) between them.
         """
         cfg, st = self.config, self.state
         watched = cfg.in_service & (cfg.stale_ms > 0)
         st.watched_from[watched & (st.watched_from == LONG_AGO)] = now_ms
         heard = np.maximum(st.last_ts, st.watched_from)
-        silent = np.flatnonzero(watched & (st.stale == 0) & (now_ms - heard > cfg.stale_ms))
+        silent = np.flatnonzero(
+            watched & (st.stale == 0) & (now_ms - heard > cfg.stale_ms + cfg.stale_on_delay_ms)
+        )
         if silent.size == 0:
             return []
         st.stale[silent] = 1
@@ -307,9 +362,14 @@ class RuleEngine:
         valid = (
             (quality <= _MAX_VALUED) & (values >= self._fault_low[idx]) & (values <= self._fault_high[idx])
         )
-        fault = (~valid).view(np.int8)
-        if covered is not None and covered.any():
-            fault = fill(~covered, fault, st.fault[tags], runs)
+        with np.errstate(invalid="ignore"):
+            inside = valid & (values >= self._inside_low[idx]) & (values <= self._inside_high[idx])
+        fault_on, fault_raw, fault_since = fault_levels(
+            valid, inside, covered if covered is not None and covered.any() else None, st.fault_raw[tags],
+            st.fault_since[tags], st.fault[tags] >= 1, cfg.fault_on_delay_ms[idx],
+            cfg.fault_off_delay_ms[idx], ts, runs,
+        )  # fmt: skip
+        fault = fault_on.view(np.int8)
         h, hh, low_, lowlow, deadband = (cfg.h[idx], cfg.hh[idx], cfg.l[idx], cfg.ll[idx], cfg.deadband[idx])
         on_delay, off_delay = cfg.on_delay_ms[idx], cfg.off_delay_ms[idx]
         high_raw = high_levels(values, valid, h, hh, deadband, st.high_raw[tags], runs)
@@ -336,12 +396,15 @@ class RuleEngine:
         st.high_since[tags], st.high_since2[tags] = high_since[0][last], high_since[1][last]
         st.low_raw[tags] = low_raw[last]
         st.low_since[tags], st.low_since2[tags] = low_since[0][last], low_since[1][last]
-        st.fault[tags] = fault[last]
-        st.last_ts[tags] = ts[last]
-        heard_again = st.stale[tags] == 1  # the first reading of a silent tag ends its silence
+        st.fault[tags], st.fault_raw[tags] = fault[last], fault_raw[last]
+        st.fault_since[tags] = fault_since[last]
+        heard = heard_since(ts, st.last_ts[tags], st.heard_since[tags], cfg.stale_ms[idx], runs)
+        st.last_ts[tags], st.heard_since[tags] = ts[last], heard[last]
+        # a silent tag's silence ends once it has been heard for its off-delay
+        heard_again, at = stale_cleared(st.stale[tags] == 1, heard, cfg.stale_off_delay_ms[idx], ts, runs)
         transitions += [
             Transition(int(cfg.tag_id[i]), Condition.STALE, 0, int(t), None, None)
-            for i, t in zip(tags[heard_again].tolist(), ts[runs.first[heard_again]].tolist(), strict=True)
+            for i, t in zip(tags[heard_again].tolist(), at.tolist(), strict=True)
         ]
         st.stale[tags[heard_again]] = 0
         transitions += self._composite_transitions(int(ts.max()))
@@ -392,17 +455,31 @@ class RuleEngine:
             w = evaluate_windows(
                 w_idx, w_ts, w_values, st.history, roc_limit=cfg.roc_limit, roc_period_ms=cfg.roc_period_ms,
                 predict_window_ms=cfg.predict_window_ms, predict_response_ms=cfg.predict_response_ms,
-                deadband=cfg.deadband, h=cfg.h, hh=cfg.hh, low=cfg.l, lowlow=cfg.ll, keep_ms=self._window_ms,
+                half_share=cfg.predict_half_share,
+                deadband=cfg.roc_deadband, h=cfg.h, hh=cfg.hh, low=cfg.l, lowlow=cfg.ll,
+                keep_ms=self._window_ms,
             )  # fmt: skip
-            roc = latch(w.roc_set, w.roc_reset, st.roc[runs.tags] >= 1, runs).view(np.int8)
-            predict = w.predict.view(np.int8)
+            t = runs.tags
+            roc_raw = latch(w.roc_set, w.roc_reset, st.roc_raw[t], runs)
+            roc_on, roc_since = held(
+                roc_raw, st.roc_raw[t], st.roc_since[t], st.roc[t] >= 1, cfg.roc_on_delay_ms[w_idx],
+                cfg.roc_off_delay_ms[w_idx], w_ts, runs,
+            )  # fmt: skip
+            predict_on, predict_since = held(
+                w.predict, st.predict_raw[t], st.predict_since[t], st.predict[t] >= 1,
+                cfg.predict_on_delay_ms[w_idx], cfg.predict_off_delay_ms[w_idx], w_ts, runs,
+            )  # fmt: skip
+            roc, predict = roc_on.view(np.int8), predict_on.view(np.int8)
             roc_limit = np.where(roc == 1, cfg.roc_limit[w_idx], np.nan)
             transitions += self._changes(Condition.ROC, roc, st.roc, roc_limit, runs, w_ts, w_values)
             transitions += self._changes(
                 Condition.PREDICT, predict, st.predict, w.predict_limit, runs, w_ts, w_values
             )
             last = runs.last
-            st.roc[runs.tags], st.predict[runs.tags] = roc[last], predict[last]
+            st.roc[t], st.roc_raw[t], st.roc_since[t] = roc[last], roc_raw[last], roc_since[last]
+            st.predict[t], st.predict_raw[t], st.predict_since[t] = (
+                predict[last], w.predict[last], predict_since[last],
+            )  # fmt: skip
             st.history = w.history
         watched = cfg.frozen_window_ms[idx] > 0
         if watched.any():
@@ -410,12 +487,16 @@ class RuleEngine:
             runs = Runs.of(f_idx)
             frozen_on, move_ts = frozen_levels(f_values, f_ts, runs, cfg.frozen_eps, cfg.frozen_window_ms,
                                                st.last_value[runs.tags], st.last_move[runs.tags])  # fmt: skip
-            frozen = frozen_on.view(np.int8)
+            t = runs.tags
+            frozen_alarm, frozen_since = held(
+                frozen_on, st.frozen_raw[t], st.frozen_since[t], st.frozen[t] >= 1,
+                cfg.frozen_on_delay_ms[f_idx], cfg.frozen_off_delay_ms[f_idx], f_ts, runs,
+            )  # fmt: skip
+            frozen = frozen_alarm.view(np.int8)
             transitions += self._changes(Condition.FROZEN, frozen, st.frozen, None, runs, f_ts, f_values)
             last = runs.last
-            st.frozen[runs.tags], st.last_value[runs.tags], st.last_move[runs.tags] = (
-                frozen[last], f_values[last], move_ts[last],
-            )  # fmt: skip
+            st.frozen[t], st.last_value[t], st.last_move[t] = frozen[last], f_values[last], move_ts[last]
+            st.frozen_raw[t], st.frozen_since[t] = frozen_on[last], frozen_since[last]
         return transitions
 
     def _changes(self, condition: Condition, levels: I8, seed: I8, limits: F64 | None, runs: Runs, ts: I64,

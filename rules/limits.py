@@ -127,15 +127,32 @@ def delayed(raw: npt.NDArray[np.int8], seed_raw: npt.NDArray[np.int8], seed_sinc
     level = np.zeros(raw.size, np.int8)
     sinces = []
     for k, seed_k in ((1, seed_since[0]), (2, seed_since[1])):
-        beyond = raw >= k
-        change = beyond != previous_in_group(beyond, seed_raw >= k, runs)
-        since = fill(change, ts, seed_k, runs)
-        held = ts - since
-        on = beyond & (held >= on_delay_ms)
-        off = ~beyond & (held >= off_delay_ms)
-        level += latch(on, off, seed_level >= k, runs).view(np.int8)
+        on, since = held(raw >= k, seed_raw >= k, seed_k, seed_level >= k, on_delay_ms, off_delay_ms, ts,
+                         runs)  # fmt: skip
+        level += on.view(np.int8)
         sinces.append(since)
     return level, (sinces[0], sinces[1])
+
+
+def held(beyond: Bools, seed_beyond: Bools, seed_since: Ints, seed_on: Bools, on_delay_ms: Ints,
+         off_delay_ms: Ints, ts: Ints, runs: Runs,
+         may_change: Bools | None = None) -> tuple[Bools, Ints]:  # fmt: skip
+    """One condition after on/off-delay: on once ``beyond`` has held for the on-delay, off once it has
+    not held for the off-delay; and since when each reading's side has held.
+
+    The delays are per reading, the seeds (the side, since when, and the alarm before the batch) per
+    run. Where ``may_change`` is false the alarm holds whatever the delays say (a reading another
+    alarm already stands for).
+    """
+    change = beyond != previous_in_group(beyond, seed_beyond, runs)
+    since = fill(change, ts, seed_since, runs)
+    age = ts - since
+    on = beyond & (age >= on_delay_ms)
+    off = ~beyond & (age >= off_delay_ms)
+    if may_change is not None:
+        on &= may_change
+        off &= may_change
+    return latch(on, off, seed_on, runs), since
 
 
 def tag_time_order(idx: npt.NDArray[np.int64], ts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:

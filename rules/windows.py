@@ -9,7 +9,11 @@
   ``PREDICT_MIN_POINTS``, spanning at least half the window) whose slope is significant
   (|t| ≥ ``PREDICT_T``) reaches the next limit in its direction (H then HH rising, L then LL
   falling) within ``predict_response``. The span rule keeps a few seconds of noise, just after
-  a start or a gap, from being extrapolated over minutes.
+  a start or a gap, from being extrapolated over minutes. A step is not a trend: the line must
+  fit the whole window, so the slope fitted over each half of its readings (by count) must have
+  the trend's sign and at least ``PREDICT_HALF_SHARE`` of its steepness. One jump, wherever it
+  lies, leaves at least one half flat (a step back to normal after an excursion, a spike); a
+  trend that started within the window counts once it runs through most of it.
 
 Readings before the batch come from a per-tag history that keeps just the longest window. All of
 it is computed on the batch sorted by (tag, time): window starts by ``searchsorted`` on a
@@ -34,6 +38,7 @@ Bools = npt.NDArray[np.bool_]
 PREDICT_MIN_POINTS = 5
 PREDICT_MIN_SPAN_SHARE = 0.5  # of the window, covered from the oldest to the newest reading in it
 PREDICT_T = 3.0
+PREDICT_HALF_SHARE = 0.25  # of the whole window's slope, in each half of it (the default; NaN: no test)
 
 
 @dataclass(slots=True)
@@ -63,7 +68,7 @@ class WindowResult:
 
 def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_limit: Floats,
                      roc_period_ms: Ints, predict_window_ms: Ints, predict_response_ms: Ints,
-                     deadband: Floats, h: Floats, hh: Floats, low: Floats, lowlow: Floats,
+                     half_share: Floats, deadband: Floats, h: Floats, hh: Floats, low: Floats, lowlow: Floats,
                      keep_ms: Ints) -> WindowResult:  # fmt: skip
     """Window conditions for new valid readings (sorted by tag and time, newer than the history)."""
     n_new, n_old = idx.size, history.idx.size
@@ -119,6 +124,8 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
         a = n * sxx - sx * sx
         b = n * sxy - sx * sy
         c = n * syy - sy * sy
+        mid = start + (end - start) // 2
+        halves = [_fit(cx, cxx, cy, cxy, lo, hi) for lo, hi in ((start, mid), (mid, end))]
         with np.errstate(invalid="ignore", divide="ignore"):
             slope = b / a  # per ms
             fitted = (sy + slope * (n * x[p_pos] - sx)) / n
@@ -129,6 +136,10 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
                 & (b != 0)
                 & (b * b * (n - 2) >= PREDICT_T**2 * (a * c - b * b))
             )
+            for a_half, b_half in halves:  # the line holds in both halves: not one jump
+                share = half_share[p_tags]
+                steep = np.sign(b) * (b_half * a - share * b * a_half) >= 0
+                significant &= np.isnan(share) | ((a_half > 0) & steep)
             h_, hh_, l_, ll_ = h[p_tags], hh[p_tags], low[p_tags], lowlow[p_tags]
             rising = np.where(fitted < h_, h_, np.where(fitted < hh_, hh_, np.nan))
             falling = np.where(fitted > l_, l_, np.where(fitted > ll_, ll_, np.nan))
@@ -149,6 +160,17 @@ def evaluate_windows(idx: Ints, ts: Ints, val: Floats, history: History, *, roc_
     keep = all_ts >= np.repeat(cutoff, np.diff(runs.first, append=all_idx.size))
     history = History(all_idx[keep], all_ts[keep], all_val[keep])
     return WindowResult(roc_set, roc_reset, predict, target, history)
+
+
+def _fit(cx: Floats | Ints, cxx: Floats | Ints, cy: Floats, cxy: Floats, start: Ints,
+         end: Ints) -> tuple[Floats, Floats]:  # fmt: skip
+    """``n·Σx² − (Σx)²`` and ``n·Σxy − Σx·Σy`` over [start, end) from prefix sums (the slope is
+    their ratio)."""
+    n = (end - start).astype(np.float64)
+    sx: Floats = (cx[end] - cx[start]).astype(np.float64)
+    sxx: Floats = (cxx[end] - cxx[start]).astype(np.float64)
+    sy, sxy = cy[end] - cy[start], cxy[end] - cxy[start]
+    return n * sxx - sx * sx, n * sxy - sx * sy
 
 
 def _merged(old: npt.NDArray[T], new: npt.NDArray[T], pos: Ints, is_old: Bools) -> npt.NDArray[T]:

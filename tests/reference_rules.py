@@ -42,6 +42,24 @@ class Reference:
     last_move: dict[int, int] = field(default_factory=dict)
     stale: dict[int, int] = field(default_factory=dict)
     watched_from: dict[int, int] = field(default_factory=dict)
+    heard: dict[int, int] = field(default_factory=dict)  # since when heard without a silence
+    flag: dict[tuple[str, int], bool] = field(default_factory=dict)  # FAULT, ROC, FROZEN, PREDICT raw…
+    flag_since: dict[tuple[str, int], int] = field(default_factory=dict)  # …and since when it holds
+
+    def _hold(self, name: str, i: int, ts: int, raw: bool, level: int) -> int:
+        """The alarm level after this reading: on once ``raw`` has held for the condition's
+        on-delay, off once it has not for its off-delay."""
+        key = (name, i)
+        if raw != self.flag.get(key, False):
+            self.flag[key] = raw
+            self.flag_since[key] = ts
+        age = ts - self.flag_since.get(key, LONG_AGO)
+        prefix = name.lower()
+        if raw and age >= int(getattr(self.cfg, f"{prefix}_on_delay_ms")[i]):
+            return 1
+        if not raw and age >= int(getattr(self.cfg, f"{prefix}_off_delay_ms")[i]):
+            return 0
+        return level
 
     def tick(self, now: int) -> list[tuple[int, str, int, int]]:
         cfg, out = self.cfg, []
@@ -50,7 +68,7 @@ class Reference:
                 continue
             self.watched_from.setdefault(i, now)
             heard = max(self.last.get(i, LONG_AGO), self.watched_from[i])
-            if not self.stale.get(i) and now - heard > cfg.stale_ms[i]:
+            if not self.stale.get(i) and now - heard > cfg.stale_ms[i] + cfg.stale_on_delay_ms[i]:
                 self.stale[i] = 1
                 out.append((int(cfg.tag_id[i]), "STALE", 1, now))
         return out
@@ -64,25 +82,29 @@ class Reference:
         self.history[i] = points
         levels = {}
         limit, period = float(cfg.roc_limit[i]), int(cfg.roc_period_ms[i])
-        roc = self.window.get(("ROC", i), 0)
+        roc = self.flag.get(("ROC", i), False)
         if math.isfinite(limit):
             move = abs(value - next(v for t, v in points if t >= ts - period))
             if move >= limit:
-                roc = 1
-            elif move < limit - float(cfg.deadband[i]):
-                roc = 0
+                roc = True
+            elif move < limit - float(cfg.roc_deadband[i]):
+                roc = False
         else:
-            roc = 0
-        levels["ROC"] = roc
+            roc = False
         previous = self.last_value.get(i)
         if previous is None or not abs(value - previous) <= float(cfg.frozen_eps[i]):
             self.last_move[i] = ts
         self.last_value[i] = value
         window = int(cfg.frozen_window_ms[i])
-        levels["FROZEN"] = int(window > 0 and ts - self.last_move[i] >= window)
-        levels["PREDICT"] = int(
-            self._predicts(i, ts, [(t, v) for t, v in points if t >= ts - int(cfg.predict_window_ms[i])])
-        )
+        raw = {
+            "ROC": roc,
+            "FROZEN": window > 0 and ts - self.last_move[i] >= window,
+            "PREDICT": self._predicts(
+                i, ts, [(t, v) for t, v in points if t >= ts - int(cfg.predict_window_ms[i])]
+            ),
+        }
+        for name, flag in raw.items():
+            levels[name] = self._hold(name, i, ts, flag, self.window.get((name, i), 0))
         out = []
         for name, level in levels.items():
             if level != self.window.get((name, i), 0):
@@ -108,6 +130,18 @@ class Reference:
         a, b, c = n * sxx - sx * sx, n * sxy - sx * sy, n * syy - sy * sy
         if a <= 0 or b == 0 or b * b * (n - 2) < PREDICT_T**2 * (a * c - b * b):
             return False
+        mid = len(points) // 2
+        for half in (points[:mid], points[mid:]):  # a step is not a trend: the line holds in each half
+            m = float(len(half))
+            hx, hy = float(sum(t for t, _ in half)), sum(v for _, v in half)
+            a_half = m * float(sum(t * t for t, _ in half)) - hx * hx
+            b_half = m * sum(t * v for t, v in half) - hx * hy
+            share = float(cfg.predict_half_share[i])
+            if not (
+                math.isnan(share)
+                or (a_half > 0 and math.copysign(1.0, b) * (b_half * a - share * b * a_half) >= 0)
+            ):
+                return False
         slope = b / a
         fitted = (sy + slope * (n * ts - sx)) / n
         if slope > 0:
@@ -144,9 +178,12 @@ class Reference:
         cfg = self.cfg
         if not cfg.in_service[i] or ts <= self.last.get(i, -(2**62)):
             return []
+        previous = self.last.get(i)
         self.last[i] = ts
+        if cfg.stale_ms[i] > 0 and (previous is None or previous < ts - int(cfg.stale_ms[i])):
+            self.heard[i] = ts  # heard again after a silence
         heard_again = []
-        if self.stale.get(i):
+        if self.stale.get(i) and ts - self.heard.get(i, LONG_AGO) >= cfg.stale_off_delay_ms[i]:
             self.stale[i] = 0
             heard_again.append((int(cfg.tag_id[i]), "STALE", 0, ts))
         lo, hi = float(cfg.range_low[i]), float(cfg.range_high[i])
@@ -176,7 +213,13 @@ class Reference:
                     table[i] = new
         if valid:
             out += self._windows(i, ts, value)
-        fault = 0 if valid else 1
+        raw = self.flag.get(("FAULT", i), False)
+        margin = float(cfg.fault_margin[i])
+        if not valid:
+            raw = True
+        elif lo - UNDER_RANGE_SHARE * span + margin <= value <= hi + OVER_RANGE_SHARE * span - margin:
+            raw = False  # back inside the band by the margin
+        fault = self._hold("FAULT", i, ts, raw, self.fault.get(i, 0))
         if fault != self.fault.get(i, 0):
             out.append((tag_id, "FAULT", fault, ts))
         self.fault[i] = fault
