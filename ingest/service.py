@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
@@ -22,7 +23,7 @@ from ingest.db import connect, ensure_database
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
 from ingest.pipeline import Limits, Pipeline
-from ingest.storage import Retention, maintain
+from ingest.storage import Retention, maintain, prune_dead_letters
 
 logger = logging.getLogger(__name__)
 
@@ -113,19 +114,24 @@ def record_topics(database_url: str, worker_id: str, topics: list[str]) -> None:
 
 
 MAINTENANCE_INTERVAL_S = 3600.0
+DEAD_LETTER_PRUNE_S = 60.0  # a flood of hostile messages reaches the cap in minutes, not hours
 
 
 def run_maintenance(database_url: str, retention: Retention, stop: threading.Event) -> None:
-    """Partitions ahead and retention, at start and every hour; a failure is retried in a minute."""
+    """Partitions ahead and retention, at start and every hour, and the dead letters' cap every
+    minute; a failure is retried in a minute."""
+    next_full = 0.0
     while not stop.is_set():
         try:
             with connect(database_url) as conn:
-                maintain(conn, retention)
+                if time.monotonic() >= next_full:
+                    maintain(conn, retention)
+                    next_full = time.monotonic() + MAINTENANCE_INTERVAL_S
+                else:
+                    prune_dead_letters(conn, retention)
         except (psycopg.Error, OSError) as err:
             logger.warning("storage maintenance failed (%s); retrying in a minute", err)
-            stop.wait(60)
-            continue
-        stop.wait(MAINTENANCE_INTERVAL_S)
+        stop.wait(DEAD_LETTER_PRUNE_S)
 
 
 RISK_INTERVAL_S = 60.0

@@ -300,6 +300,15 @@ def maintain(conn: Conn, retention: Retention, now: datetime | None = None) -> l
     return done
 
 
+def prune_dead_letters(conn: Conn, retention: Retention) -> list[str]:
+    """The dead letters' retention and size cap alone (every minute; ``maintain`` does it hourly)."""
+    with conn.transaction():
+        done = deadletters.prune(conn, retention.dead_letter_days, retention.dead_letter_mb * 2**20)
+    for line in done:
+        logger.info("storage maintenance: %s", line)
+    return done
+
+
 def _retention_policies(conn: Conn, retention: Retention) -> list[str]:
     done = []
     for relation, days in (("readings", retention.raw_days), ("readings_1m", retention.minute_days),
