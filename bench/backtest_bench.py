@@ -22,7 +22,7 @@ from hazardwatch.ledger import load_plant
 from ingest.backtest import backtest
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
-from ingest.storage import write_readings
+from ingest.storage import backend_of, write_readings
 
 SAMPLE = "devices.yaml"
 
@@ -54,6 +54,7 @@ def run(url: str, hours: float) -> None:
         seconds = int(hours * 3600)
         t0 = int(start.timestamp() * 1000)
         written = 0
+        backend = backend_of(conn)  # TimescaleDB or plain PostgreSQL, as the database has
         for chunk in range(0, seconds, 600):  # ten minutes at a time
             steps = min(600, seconds - chunk)
             ts = t0 + (chunk + np.repeat(np.arange(steps), tag_ids.size)) * 1000
@@ -63,7 +64,7 @@ def run(url: str, hours: float) -> None:
             level = values[-1]
             with conn.transaction():
                 conn.execute("SELECT hw_ensure_partitions(%s, %s)", (start.date(), end.date()))
-                written += write_readings(conn, "plain", ts.astype(np.int64), np.tile(tag_ids, steps),
+                written += write_readings(conn, backend, ts.astype(np.int64), np.tile(tag_ids, steps),
                                           values.ravel(), np.zeros(ts.size, np.int16))  # fmt: skip
         began = time.perf_counter()
         report = backtest(conn, plant, start, end + timedelta(seconds=1))
