@@ -19,6 +19,8 @@ from hazardwatch.ledger.grading import GRADE_NAMES, NOT_MAJOR, decimal_text
 from hazardwatch.ledger.models import Tag
 from ingest.cameras import sync_cameras
 from ingest.composites import sync_composites
+from ingest.protection import UPDATE as PROTECTION_UPDATE
+from ingest.protection import row as protection_row
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,9 @@ def _sync_enterprise(conn: Conn, enterprise: Enterprise) -> tuple[int, int, int]
                      *tag.effective_delays_s, *_window_settings(tag), tag.effective_stale_after_s(poll),
                      tag.device_id),
                 )  # fmt: skip
+                conn.execute(
+                    PROTECTION_UPDATE, (*protection_row(tag.effective_protection), enterprise_id, tag.code)
+                )
                 kept.append(tag.code)
         sync_composites(conn, enterprise_id, source_id, source)
     retired = conn.execute(

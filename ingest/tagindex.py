@@ -8,20 +8,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from ingest import protection
 from ingest.composites import load_composites
 from rules.composite import CompositeConfig
 from rules.engine import TagConfig
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
-_QUERY = """
+_QUERY = f"""
 SELECT t.id, e.code, t.code, t.ll, t.l, t.h, t.hh, t.deadband, t.range_low, t.range_high,
        t.in_service, g.id, g.code, t.updated_at, t.on_delay_s, t.off_delay_s, t.roc_limit, t.roc_period_s,
-       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s, t.device
+       t.frozen_window_s, t.frozen_eps, t.predict_window_s, t.predict_response_s, t.stale_after_s, t.device,
+       {protection.SELECT}
 FROM tags t JOIN enterprises e ON e.id = t.enterprise_id JOIN gateways g ON g.id = t.gateway_id
 WHERE %(all)s OR e.id = ANY(%(owned)s)
 ORDER BY t.id
 """
+_PROTECTION_FROM = 24  # where the protection columns start in a row
 
 
 def _float(value: object) -> float:
@@ -70,13 +73,14 @@ class TagIndex:
             scope,
         ).fetchall()
         version_row = conn.execute(_VERSION).fetchone()
+        deadband = np.array([_float(r[7]) for r in rows], dtype=np.float64)
         config = TagConfig(
             tag_id=np.array([r[0] for r in rows], dtype=np.int64),
             ll=np.array([_float(r[3]) for r in rows], dtype=np.float64),
             l=np.array([_float(r[4]) for r in rows], dtype=np.float64),
             h=np.array([_float(r[5]) for r in rows], dtype=np.float64),
             hh=np.array([_float(r[6]) for r in rows], dtype=np.float64),
-            deadband=np.array([_float(r[7]) for r in rows], dtype=np.float64),
+            deadband=deadband,
             range_low=np.array([_float(r[8]) for r in rows], dtype=np.float64),
             range_high=np.array([_float(r[9]) for r in rows], dtype=np.float64),
             in_service=np.array([bool(r[10]) for r in rows], dtype=bool),
@@ -89,6 +93,7 @@ class TagIndex:
             predict_window_ms=_ms(rows, 20),
             predict_response_ms=_ms(rows, 21),
             stale_ms=_ms(rows, 22),
+            **protection.config_arrays([r[_PROTECTION_FROM:] for r in rows], deadband),  # type: ignore[arg-type]
         )
         devices = sorted({(int(str(r[11])), str(r[23])) for r in rows if r[23] is not None})
         device_number = {device: i for i, device in enumerate(devices)}

@@ -20,6 +20,8 @@ from hazardwatch.ledger import chemicals, gas
 from hazardwatch.ledger.cameras import Camera
 from hazardwatch.ledger.composites import SourceWarning, VotingGroup
 from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
+from hazardwatch.ledger.protection import MAX_DELAY_S, FaultProtection, Protection, StaleProtection
+from hazardwatch.ledger.protection import effective as effective_protection
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 
@@ -211,6 +213,9 @@ class RateOfChange(_Model):
 
     limit: float = Field(gt=0, description="move in engineering units that alarms")
     period_s: float = Field(60, gt=0, le=86_400, description="the period the move is measured over")
+    deadband: float | None = Field(None, ge=0, description="resets below limit - deadband (default: tag's)")
+    on_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="held this long to alarm")
+    off_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="gone this long to clear")
 
 
 class FrozenValue(_Model):
@@ -218,6 +223,8 @@ class FrozenValue(_Model):
 
     window_s: float = Field(gt=0, le=7 * 86_400, description="how long the value may stand still")
     epsilon: float = Field(0.0, ge=0, description="steps up to this size count as standing still")
+    on_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="frozen this long more to alarm")
+    off_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="moving this long to clear")
 
 
 class Prediction(_Model):
@@ -225,6 +232,8 @@ class Prediction(_Model):
 
     response_s: float = Field(gt=0, le=86_400, description="the time operators need to respond")
     window_s: float = Field(300, gt=0, le=86_400, description="readings the trend is fitted over")
+    on_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="predicting this long to warn")
+    off_delay_s: float | None = Field(None, ge=0, le=MAX_DELAY_S, description="gone this long to clear")
 
 
 class OutOfService(_Model):
@@ -251,6 +260,8 @@ class Tag(_Model):
     stale_after_s: float | None = Field(
         None, gt=0, le=86_400, description="silence that makes the tag stale (default: 3 polls for Modbus)"
     )
+    fault: FaultProtection | None = Field(None, description="instrument fault's delays and band margin")
+    stale: StaleProtection | None = Field(None, description="STALE's delays")
     out_of_service: OutOfService | None = Field(None, description="set while out of service")
     modbus: ModbusPoint | None = None
     opcua: OpcUaPoint | None = None
@@ -314,6 +325,17 @@ class Tag(_Model):
             self.on_delay_s if self.on_delay_s is not None else default,
             self.off_delay_s if self.off_delay_s is not None else default,
         )
+
+    @property
+    def effective_protection(self) -> Protection:
+        """Chatter protection of FAULT, ROC, FROZEN, PREDICT and STALE: the tag's, else by kind."""
+        roc, frozen, predict = self.roc, self.frozen, self.predict
+        return effective_protection(
+            self.kind.value, self.span, self.effective_deadband, self.fault,
+            (roc.on_delay_s, roc.off_delay_s, roc.deadband) if roc else None,
+            (frozen.on_delay_s, frozen.off_delay_s) if frozen else None,
+            (predict.on_delay_s, predict.off_delay_s) if predict else None, self.stale,
+        )  # fmt: skip
 
     def effective_stale_after_s(self, poll_interval_s: float) -> float:
         """Silence after which the tag is stale (0: not watched).

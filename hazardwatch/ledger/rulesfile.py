@@ -9,6 +9,8 @@ hazard source's voting groups and warning threshold. Its main use is ``hazardwat
       - tag: E330110001/LT101          # enterprise code / tag code
         limits: {h: 87}                # only the limits given change; null removes one
         on_delay_s: 30                 # null: back to the default for the tag's kind
+        predict: {response_s: 600, window_s: 300, on_delay_s: 30, off_delay_s: 180}
+        fault: {on_delay_s: 5, off_delay_s: 30, margin_pct: 1}   # FAULT's chatter protection
     hazard_sources:
       - hazard_source: E330110001/HS330110001-01
         voting:                        # added, or replacing the group of the same code
@@ -30,6 +32,7 @@ from hazardwatch.errors import ConfigError
 from hazardwatch.ledger.composites import SourceWarning, VotingGroup
 from hazardwatch.ledger.loader import load_model
 from hazardwatch.ledger.models import FrozenValue, HazardSource, Limits, Plant, Prediction, RateOfChange, Tag
+from hazardwatch.ledger.protection import FaultProtection, StaleProtection
 
 _KEY = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
@@ -65,6 +68,8 @@ class TagRules(_Model):
     frozen: FrozenValue | None = Field(None, description="frozen-value alarm (null: none)")
     predict: Prediction | None = Field(None, description="predictive warning (null: none)")
     stale_after_s: float | None = Field(None, gt=0, le=86_400, description="silence that makes the tag stale")
+    fault: FaultProtection | None = Field(None, description="FAULT's delays and band margin (null: defaults)")
+    stale: StaleProtection | None = Field(None, description="STALE's delays (null: defaults)")
 
     @model_validator(mode="after")
     def _applies(self, info: ValidationInfo) -> Self:
