@@ -9,6 +9,7 @@ import pytest
 from hazardwatch.ledger import Plant, load_plant
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
+from ingest.pipeline import Pipeline
 from tests.support import SAMPLE_DEVICES, private_database, private_mosquitto
 
 
@@ -40,6 +41,17 @@ def conn(database_url: str, sample_plant: Plant) -> Iterator[psycopg.Connection[
         connection.commit()
         connection.autocommit = True
         yield connection
+
+
+@pytest.fixture
+def pipeline(database_url: str, sample_plant: Plant) -> Iterator[Pipeline]:
+    """An ingest pipeline on a fresh database with the schema and the sample ledger."""
+    migrate(database_url)
+    with psycopg.connect(database_url) as connection:
+        sync_ledger(connection, sample_plant)
+    p = Pipeline(database_url)
+    yield p
+    p.close()
 
 
 @pytest.fixture(autouse=True)

@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from hazardwatch import wire
-from hazardwatch.ledger import Plant
 from hazardwatch.quality import Quality
-from ingest.ledger_sync import sync_ledger
-from ingest.migrate import migrate
 from ingest.pipeline import Message, Pipeline
 
 CHLORINE = "E330281002"
 LPG = "E330110001"
-
-
-@pytest.fixture
-def pipeline(database_url: str, sample_plant: Plant) -> Iterator[Pipeline]:
-    migrate(database_url)
-    with psycopg.connect(database_url) as conn:
-        sync_ledger(conn, sample_plant)
-    p = Pipeline(database_url)
-    yield p
-    p.close()
 
 
 def readings(enterprise: str, seq: int, *values: tuple[str, float], at: int | None = None) -> Message:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import msgpack
 import psycopg
@@ -20,16 +19,6 @@ from ingest.pipeline import Limits, Message, Pipeline
 
 TOPIC = wire.readings_topic("E330110001", "gw01")
 Conn = psycopg.Connection[tuple[object, ...]]
-
-
-@pytest.fixture
-def pipeline(database_url: str, sample_plant: Plant) -> Iterator[Pipeline]:
-    migrate(database_url)
-    with psycopg.connect(database_url) as conn:
-        sync_ledger(conn, sample_plant)
-    p = Pipeline(database_url)
-    yield p
-    p.close()
 
 
 def batch_message(
