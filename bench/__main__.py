@@ -7,12 +7,14 @@ from bench import (
     history_bench,
     ingest_bench,
     modbus_bench,
+    nuisance_bench,
     replay_bench,
     rules_bench,
     video_bench,
 )
 
 rules_bench.main([])
+nuisance_bench.main([])
 replay_bench.main([])
 ingest_bench.main([])
 fuzz_bench.main([])
