@@ -193,9 +193,10 @@ def test_silent_modbus_tags_go_stale_on_the_clock(database_url: str, sample_plan
         clock.advance(6)  # 11 s after the start: every Modbus tag but LT101 is silent
         raised = p.tick()
         clock.advance(5)
-        p.process([batch_message(2, [("PT101", clock.now_ms(), 1.0, Quality.GOOD)])])  # PT101 is back
-        clock.advance(10)
-        p.tick()  # LT101 silent for 16 s now
+        for seq in range(2, 9):  # PT101 is back, heard for its STALE off-delay (30 s) without a silence
+            p.process([batch_message(seq, [("PT101", clock.now_ms(), 1.0, Quality.GOOD)])])
+            clock.advance(5)
+        p.tick()  # LT101 silent for 46 s now
     finally:
         p.close()
     rows = query(database_url, "SELECT t.code, a.state FROM alarms a JOIN tags t ON t.id = a.tag_id"
@@ -204,7 +205,7 @@ def test_silent_modbus_tags_go_stale_on_the_clock(database_url: str, sample_plan
     modbus = {tag.code for e, _, _, tag in sample_plant.iter_tags() if tag.modbus is not None}
     assert raised == len(modbus) - 1
     assert set(stale) == modbus  # OPC-UA tags report by exception: not watched by default
-    assert stale["PT101"] == "RTN_UNACK"  # a reading ended its silence
+    assert stale["PT101"] == "RTN_UNACK"  # readings for the off-delay ended its silence
     assert stale["LT101"] == "UNACK"
 
 
@@ -351,15 +352,17 @@ def test_a_device_that_does_not_answer_is_one_alarm_on_its_gateway_not_a_fault_p
         # none down now; the record keeps the worst it reached: one device down
         assert _device_comm(database_url) == [("RTN_UNACK", 1, 1.0, ["plc-lpg"])]
         assert _tag_faults(database_url) == []
-        # one tag alone unreadable, the PLC answering for the others: that tag's own FAULT
-        alone = [(code, t + 10_000, None if code == lpg[0] else normal[code],
-                  Quality.BAD_COMM if code == lpg[0] else Quality.GOOD) for code in lpg]  # fmt: skip
-        restarted.process([batch_message(8, alone)])
+        # one tag alone unreadable, the PLC answering for the others: that tag's own FAULT (after
+        # FAULT's on-delay, 2 s)
+        for seq, at in ((8, t + 10_000), (9, t + 12_000)):
+            alone = [(code, at, None if code == lpg[0] else normal[code],
+                      Quality.BAD_COMM if code == lpg[0] else Quality.GOOD) for code in lpg]  # fmt: skip
+            restarted.process([batch_message(seq, alone)])
         assert _tag_faults(database_url) == [(lpg[0], "UNACK")]
         assert _device_comm(database_url)[0][0] == "RTN_UNACK"
         # a lone lost answer, back at the next poll: nothing (the on-delay)
-        restarted.process([batch_message(9, [(code, t + 11_000, None, Quality.BAD_COMM) for code in lpg])])
-        restarted.process([batch_message(10, [(c, t + 12_000, normal[c], Quality.GOOD) for c in lpg])])
+        restarted.process([batch_message(10, [(code, t + 13_000, None, Quality.BAD_COMM) for code in lpg])])
+        restarted.process([batch_message(11, [(c, t + 14_000, normal[c], Quality.GOOD) for c in lpg])])
         assert restarted.tick() >= 0
         assert _device_comm_journal(database_url) == 2  # the raise and the clear above, nothing more
     finally:
