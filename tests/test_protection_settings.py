@@ -42,6 +42,8 @@ def test_defaults_by_kind(sample_plant: Plant) -> None:
     assert pt101.roc_deadband == pytest.approx(0.05)  # the tag's deadband (2 % of 2.5 MPa)
     gt101 = tags["GT101"].effective_protection
     assert (gt101.roc.on_s, gt101.predict.on_s) == (0.0, 5.0)  # a gas detector warns sooner
+    # reported by exception (an OPC-UA subscription): a failure comes once, so FAULT has no on-delay
+    assert tags["PT301"].effective_protection.fault == Delays(0.0, 10.0)
 
 
 def test_a_rules_file_sets_them_per_tag(tmp_path: Path, sample_plant: Plant) -> None:

@@ -335,6 +335,7 @@ class Tag(_Model):
             (roc.on_delay_s, roc.off_delay_s, roc.deadband) if roc else None,
             (frozen.on_delay_s, frozen.off_delay_s) if frozen else None,
             (predict.on_delay_s, predict.off_delay_s) if predict else None, self.stale,
+            by_exception=self.opcua is not None and self.opcua.mode == "subscribe",
         )  # fmt: skip
 
     def effective_stale_after_s(self, poll_interval_s: float) -> float:

@@ -13,7 +13,7 @@ A setting not given takes the default for the tag's kind (``DEFAULTS``, README "
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,10 +114,16 @@ def effective(kind: str, span: float, deadband: float, fault: FaultProtection | 
               roc: tuple[float | None, float | None, float | None] | None,
               frozen: tuple[float | None, float | None] | None,
               predict: tuple[float | None, float | None] | None,
-              stale: StaleProtection | None) -> Protection:  # fmt: skip
+              stale: StaleProtection | None, *, by_exception: bool = False) -> Protection:  # fmt: skip
     """The effective protection from what the tag gives (``roc``: on, off, deadband; ``frozen`` and
-    ``predict``: on, off; None where the section is absent) and the defaults for its kind."""
+    ``predict``: on, off; None where the section is absent) and the defaults for its kind.
+
+    A tag reported by exception (an OPC-UA subscription) reports a failed transmitter once and
+    then nothing: no later reading would see FAULT's on-delay pass, so it defaults to 0 there
+    (its band margin and off-delay still hold the alarm through a dithering signal)."""
     d = defaults(kind)
+    if by_exception:
+        d = replace(d, fault=Delays(0.0, d.fault.off_s))
     f = fault or FaultProtection()
     s = stale or StaleProtection()
     r = roc or (None, None, None)
