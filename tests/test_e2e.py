@@ -108,15 +108,16 @@ def stop_and_show(stack: Stack) -> None:
 
 def quick_plant_doc() -> dict[str, Any]:
     """The sample plant on free ports; LT101's delays (the level default is 60 s), frozen window and
-    prediction window shortened to fit a test (a prediction needs readings over half its window)."""
+    off-delay, prediction window and on-delay shortened to fit a test (a prediction needs readings
+    over half its window)."""
     doc = plant_doc_on_ports(free_port(), free_port())
     for enterprise in doc["enterprises"]:
         for source in enterprise["hazard_sources"]:
             for equipment in source["equipment"]:
                 for tag in equipment["tags"]:
                     if tag["code"] == "LT101":
-                        tag.update(on_delay_s=3, off_delay_s=3, frozen={"window_s": 5},
-                                   predict={"response_s": 600, "window_s": 10})  # fmt: skip
+                        tag.update(on_delay_s=3, off_delay_s=3, frozen={"window_s": 5, "off_delay_s": 5},
+                                   predict={"response_s": 600, "window_s": 10, "on_delay_s": 1})  # fmt: skip
     return doc
 
 
@@ -159,7 +160,9 @@ def test_overfill_raises_one_alarm_and_clears_it(stack: Stack, database_url: str
     eventually(
         lambda: _rows(database_url, "SELECT count(*) FROM readings_latest")[0][0] == 49, 60, "all 49 tags"
     )
-    scenario = stack.run("simulate", "--scenario", "overfill", "--tag", "LT101", "--enterprise", "E330110001")
+    # 1 %/s: a climb through its 10 s trend window (at the default 4 %/s it is a step, not a trend)
+    scenario = stack.run("simulate", "--scenario", "overfill", "--tag", "LT101", "--enterprise", "E330110001",
+                         "--rate", "1")  # fmt: skip
     assert scenario.returncode == 0, scenario.stderr
 
     alarm_query = (
