@@ -33,8 +33,8 @@ import numpy as np
 import numpy.typing as npt
 
 from hazardwatch.ledger import Plant, load_plant
-from hazardwatch.ledger.models import FrozenValue, RateOfChange, Tag
-from ingest import protection
+from hazardwatch.ledger.models import FrozenValue, RateOfChange
+from ingest.plantconfig import poll_interval_s, tag_config
 from rules.engine import RuleEngine, TagConfig
 from rules.types import Transition
 from simulators.process import PlantModel
@@ -46,38 +46,6 @@ BATCH_S = 10  # seconds of readings per engine call (ingest evaluates each MQTT 
 CHATTER_N, CHATTER_S = 3, 60
 F64 = npt.NDArray[np.float64]
 Batch = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], F64, npt.NDArray[np.int16]]
-
-
-def _nan(x: float | None) -> float:
-    return math.nan if x is None else x
-
-
-def tag_config(tags: list[Tag], polls: list[float], ids: list[int]) -> TagConfig:
-    """The engine configuration of ledger tags, field by field as the ledger sync stores it and
-    ``ingest.tagindex`` loads it (protection through ``ingest.protection``)."""
-    lim = [t.effective_limits for t in tags]
-    deadband = np.array([t.effective_deadband for t in tags])
-
-    def ms(values: list[float]) -> npt.NDArray[np.int64]:
-        return np.round(np.array(values, dtype=np.float64) * 1000).astype(np.int64)
-
-    return TagConfig(
-        tag_id=np.array(ids, dtype=np.int64),
-        ll=np.array([_nan(x.ll) for x in lim]), l=np.array([_nan(x.l) for x in lim]),
-        h=np.array([_nan(x.h) for x in lim]), hh=np.array([_nan(x.hh) for x in lim]), deadband=deadband,
-        range_low=np.array([t.range[0] for t in tags]), range_high=np.array([t.range[1] for t in tags]),
-        in_service=np.array([t.out_of_service is None for t in tags]),
-        on_delay_ms=ms([t.effective_delays_s[0] for t in tags]),
-        off_delay_ms=ms([t.effective_delays_s[1] for t in tags]),
-        roc_limit=np.array([t.roc.limit if t.roc else math.nan for t in tags]),
-        roc_period_ms=ms([t.roc.period_s if t.roc else 0.0 for t in tags]),
-        frozen_eps=np.array([t.frozen.epsilon if t.frozen else 0.0 for t in tags]),
-        frozen_window_ms=ms([t.frozen.window_s if t.frozen else 0.0 for t in tags]),
-        predict_window_ms=ms([t.predict.window_s if t.predict else 0.0 for t in tags]),
-        predict_response_ms=ms([t.predict.response_s if t.predict else 0.0 for t in tags]),
-        stale_ms=ms([t.effective_stale_after_s(p) for t, p in zip(tags, polls, strict=True)]),
-        **protection.config_arrays(protection.tag_rows(tags), deadband),  # type: ignore[arg-type]
-    )  # fmt: skip
 
 
 def unprotected(cfg: TagConfig) -> TagConfig:
@@ -247,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # the sample plant, normal operation
     model = PlantModel(plant, seed=args.seed)
-    rows = [(e.code, tag, _poll(plant, tag)) for e, _, _, tag in plant.iter_tags()]
+    rows = [(e.code, tag, poll_interval_s(plant, tag)) for e, _, _, tag in plant.iter_tags()]
     plant_values = np.empty((len(rows), seconds))
     for s in range(seconds):
         model.step(1.0)
@@ -315,15 +283,6 @@ def main(argv: list[str] | None = None) -> None:
         shown = " / ".join("missed" if d is None else f"{d:.0f}" for d in delays)
         print(f"  {fault.at_s / 60:>6.0f} min  {fault.name:<36} {fault.tag:<11} {fault.condition:<8} {shown}")
     print(f"  detected {len(faults) - missed} of {len(faults)} with the protection")
-
-
-def _poll(plant: Plant, tag: Tag) -> float:
-    for enterprise in plant.enterprises:
-        for gateway in enterprise.gateways:
-            for device in gateway.devices:
-                if device.id == tag.device_id:
-                    return float(device.poll_interval_s)
-    return 1.0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pytest
 
 from hazardwatch.ledger import ModbusPoint, Plant, Tag
 from hazardwatch.ledger.models import DataType, ModbusTable
-from ingest.backtest import config_from_plant
+from ingest.plantconfig import plant_config
 from rules.engine import RuleEngine
 from simulators import FAILED_RAW, FaultMode, PlantModel, SimValue
 from simulators.modbus_codec import encode_registers
@@ -269,7 +269,7 @@ def test_two_hours_of_normal_operation_raise_no_alarm_on_the_sample_plant(
     model = PlantModel(sample_plant, seed=seed)
     keys = list(model.keys)
     ids: dict[tuple[str, str], int] = {(k[0], k[1]): n + 1 for n, k in enumerate(keys)}
-    config, _ = config_from_plant(sample_plant, ids)
+    config = plant_config(sample_plant, ids)
     engine = RuleEngine(config)
     index = [(k, engine.index_of(ids[k])) for k in keys]
     watched = [(k, i) for k, i in index if i is not None]
