@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -21,6 +21,7 @@ from gateway_agent.publisher import Publisher
 from gateway_agent.status import GatewayStatus, _problems
 from hazardwatch import wire
 from hazardwatch.settings import MqttAddress
+from tests.support import private_mosquitto
 
 
 def until(probe: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -33,6 +34,13 @@ def until(probe: Callable[[], bool], what: str, timeout: float = 30) -> None:
 def agent(tmp_path: Path, name: str, enterprise: str, port: int) -> Publisher:
     buffer = Buffer(tmp_path / name / f"{enterprise}-gw1.buffer.sqlite3")
     return Publisher(enterprise, "gw1", MqttAddress("127.0.0.1", port), buffer)
+
+
+@pytest.fixture
+def mqtt_port() -> Iterator[int]:
+    """A broker of the test's own: the retained statuses these tests leave stay with it."""
+    with private_mosquitto() as port:
+        yield port
 
 
 def test_a_second_agent_for_a_gateway_stands_down_and_the_first_stays(

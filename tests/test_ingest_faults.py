@@ -273,7 +273,7 @@ def test_a_message_delivered_twice_yields_one_row(
     prepare_database(database_url, sample_plant)
     t0 = int(time.time() * 1000) - 60_000
     topic = wire.readings_topic(HANGZHOU, "gw01")
-    first = batch(HANGZHOU, 1, t0, failed="PT101")  # raises an instrument-fault alarm
+    first = batch(HANGZHOU, 1, t0, failed="PT101")  # PT101 fails: its FAULT, once it has held 2 s
     consumer = consumer_for(database_url, broker_port, HANGZHOU)
     with running(consumer), publisher(broker_port) as pub:
         pub.send([(topic, first)])
@@ -283,7 +283,7 @@ def test_a_message_delivered_twice_yields_one_row(
             [
                 (topic, first),
                 (topic, wire.mark_replay(first)),
-                (topic, batch(HANGZHOU, 2, t0, failed="PT101")),
+                (topic, batch(HANGZHOU, 2, t0 + 3000, failed="PT101")),  # past FAULT's 2 s on-delay
             ]
         )
         until(lambda: consumer.processed == 4, "all four messages acknowledged")
