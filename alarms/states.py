@@ -133,6 +133,10 @@ def on_mask(state: AlarmState, active: bool, level: int, mask: AlarmState) -> Ch
         raise InvalidTransition(f"an alarm in state {state} cannot be shelved")
     if mask == AlarmState.SUPPRESSED and state == AlarmState.OUT_OF_SERVICE:
         raise InvalidTransition("an alarm out of service cannot be suppressed")
+    if mask != AlarmState.SHELVED and state == AlarmState.RTN_UNACK:
+        # suppression and out-of-service hold back a condition; one that has cleared already waits
+        # on the board for its acknowledgement (leaving the mask would close it unacknowledged)
+        raise InvalidTransition("a cleared alarm awaiting acknowledgement stays on the board")
     return Change(_MASK_ACTIONS[mask][0], mask, active, level)
 
 

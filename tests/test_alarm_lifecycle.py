@@ -83,6 +83,10 @@ def test_masks_are_entered_and_left_by_the_rules() -> None:
         on_mask(AlarmState.NORMAL, False, 1, AlarmState.SHELVED)
     with pytest.raises(InvalidTransition):
         on_mask(AlarmState.OUT_OF_SERVICE, True, 1, AlarmState.SUPPRESSED)
+    for mask in (AlarmState.SUPPRESSED, AlarmState.OUT_OF_SERVICE):  # cleared, awaiting its ack
+        with pytest.raises(InvalidTransition, match="stays on the board"):
+            on_mask(AlarmState.RTN_UNACK, False, 1, mask)
+    assert on_mask(AlarmState.RTN_UNACK, False, 1, AlarmState.SHELVED).state == AlarmState.SHELVED
     for mask in MASKED:
         assert on_unmask(mask, True, 2).state == AlarmState.UNACK  # never silently active
         assert on_unmask(mask, False, 2).state == AlarmState.NORMAL

@@ -151,6 +151,21 @@ def test_intrusions_of_a_tampered_or_offline_camera_are_suppressed_by_design(
     assert [r[0] for r in log] == ["online", "tampered", "online", "offline", "online"]
 
 
+def test_a_cleared_intrusion_awaiting_acknowledgement_stays_on_the_board_through_a_tamper(
+    pipeline: Pipeline, database_url: str
+) -> None:
+    """Suppression holds back what is active; an intrusion that ended unacknowledged waits for its
+    acknowledgement (it used to be suppressed, then closed when the camera came back, unseen)."""
+    now = int(time.time() * 1000)
+    pipeline.process([status_message(CAM101="online")])
+    pipeline.process([event_message("INTRUSION", "new", start=now, ts=now, snapshot=jpeg())])
+    pipeline.process([event_message("INTRUSION", "end", start=now, ts=now + 3000)])
+    pipeline.process([status_message(CAM101="tampered")])
+    assert camera_alarms(database_url)["INTRUSION"][:2] == ("RTN_UNACK", False)
+    pipeline.process([status_message(CAM101="online")])
+    assert camera_alarms(database_url)["INTRUSION"][:2] == ("RTN_UNACK", False)
+
+
 def test_malformed_events_go_to_dead_letters(pipeline: Pipeline, database_url: str) -> None:
     now = int(time.time() * 1000)
     good = msgpack.unpackb(event_message("INTRUSION", "new", start=now, ts=now).payload)
