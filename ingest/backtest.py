@@ -42,6 +42,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Q = npt.NDArray[np.int16]
 CHUNK = timedelta(days=1)
+NOT_YET = 2**62  # a gateway never heard from: its tags are not watched
 TICK_MS = 5_000  # ingest's clock tick (ingest.consumer.CLOCK_TICK_S)
 DEVICE_DELAY_MS = int(DELAY_S * 1000)
 WARM_UP_MARGIN_MS = 60_000
@@ -59,7 +60,9 @@ def _tick_at_or_after(ms: I64 | int) -> I64:
 class _Replay:
     """The engine and the devices' state, fed stored readings and the clock's ticks in time order."""
 
-    def __init__(self, index: TagIndex, oos_from: dict[int, int], start_ms: int, history: History) -> None:
+    def __init__(self, index: TagIndex, oos_from: dict[int, int], start_ms: int, history: History,
+                 contact_ms: dict[int, int] | None = None) -> None:  # fmt: skip
+        """``contact_ms``: each gateway's first contact (ms); a tag's silence counts from then."""
         self._final = index
         self._oos = np.array([oos_from.get(int(t), np.iinfo(np.int64).max) for t in index.config.tag_id],
                              dtype=np.int64)  # fmt: skip
@@ -70,6 +73,7 @@ class _Replay:
         self.devices = DeviceComm(self.index)
         self._history = history
         self.heard = np.full(index.config.size, NEVER, np.int64)  # per tag: its last reading
+        self._watch_from_contact(start_ms, contact_ms or {})
         self._first_tick = int(_tick_at_or_after(start_ms))
         self.last_tick = self._first_tick - TICK_MS
         self._ticked = False
@@ -77,6 +81,16 @@ class _Replay:
         self.changes: dict[Key, list[Change]] = {}
         self.readings = 0
         self.seconds = 0.0
+
+    def _watch_from_contact(self, start_ms: int, contact_ms: dict[int, int]) -> None:
+        """Silence counts from a tag's gateway's first contact, as live's clock ran only from then: a
+        gateway never heard (or not yet) is not watched, and the time before cannot go STALE."""
+        gateways = [self.index.gateway_of_tag.get(int(t)) for t in self.index.config.tag_id]
+        contact = np.array([contact_ms.get(g, NOT_YET) if g is not None else NOT_YET for g in gateways],
+                           dtype=np.int64)  # fmt: skip
+        late = contact > start_ms
+        self.engine.state.watched_from[late] = contact[late]
+        self.heard[late] = contact[late]
 
     def _index_at(self, at_ms: int) -> TagIndex:
         cfg = self._final.config
@@ -254,7 +268,14 @@ def backtest(conn: Conn, plant: Plant, start: datetime, end: datetime) -> Report
     index, oos, names = _ruled_index(conn, plant)
     start_ms = int(start.timestamp() * 1000)
     history = live_history(conn, [e.code for e in plant.enterprises], start, end)
-    replay = _Replay(index, oos, start_ms, history)
+    contact = {
+        int(str(g)): int(str(ms))
+        for g, ms in conn.execute(
+            "SELECT id, (extract(epoch FROM first_seen_at) * 1000)::bigint FROM gateways"
+            " WHERE first_seen_at IS NOT NULL"
+        ).fetchall()
+    }
+    replay = _Replay(index, oos, start_ms, history, contact)
     longest = max(replay.engine.warm_up_ms, int(index.config.stale_ms.max(initial=0)))
     span = min(longest + WARM_UP_MARGIN_MS, MAX_WARM_UP_MS) if longest else 0
     idx, ts, values, quality = _sorted(index, *read_readings(conn, utc_from_ms(start_ms - span), start))

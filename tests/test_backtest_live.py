@@ -133,3 +133,18 @@ def test_a_recorded_scenario_backtests_to_the_transitions_live_made(
     assert "E330110001 gw01 DEVICE_COMM (gateway): live 1, would-be 1" in text
     assert "only live 0, only would-be 0" in text
     assert "+08:00" in text
+
+
+def test_a_backtest_from_before_the_gateways_were_heard_raises_no_stale(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Live's clock ran only once the plant was there: half an hour of no gateway yet is no silence
+    (the walkthrough saw one would-be STALE per Modbus tag, 'raised' 15 s after --from)."""
+    plant_path = write_plant(sample_plant_doc(), tmp_path)
+    start, end = _live(database_url, plant_path)
+    before = datetime.fromtimestamp(start.timestamp() - 1800, UTC)
+    with psycopg.connect(database_url) as conn:
+        report = backtest(conn, load_plant(plant_path), before, end)
+    stale = [c.name for c in report.comparisons if c.name[2] == "STALE" and c.would != c.live]
+    assert stale == []  # the channels that never answered go STALE in both, at the same times
+    assert report.totals()["only_would"] == report.totals()["different"] == 0
