@@ -12,7 +12,8 @@ from hazardwatch.errors import ConfigError
 
 ENV_DOC: dict[str, str] = {
     "HW_DATABASE_URL": "PostgreSQL/TimescaleDB URL (default postgresql://postgres@127.0.0.1:5432/hazardwatch)",
-    "HW_MQTT_URL": "MQTT broker URL, mqtt://[user:password@]host:port (default mqtt://127.0.0.1:1883)",
+    "HW_MQTT_URL": "MQTT broker, mqtt[s]://user@host:port, password in HW_MQTT_PASSWORD (default "
+    "mqtt://127.0.0.1:1883; `up` runs its own when unset)",
     "HW_DEVICES": "path of the devices file (default devices.yaml)",
     "HW_DASHBOARD_HOST": "address the dashboard listens on (default 127.0.0.1)",
     "HW_DASHBOARD_PORT": "port the dashboard listens on (default 8080)",
