@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Literal
@@ -229,9 +228,47 @@ def broker_user(directory: Path) -> str:
     return "root"
 
 
-def hand_over(state: BrokerState, *paths: Path) -> None:
-    """Give the files the broker reads or writes to the user it runs as (root only)."""
-    if state.run_as and state.run_as != "root" and os.geteuid() == 0:
-        for path in paths:
-            if path.exists():
-                shutil.chown(path, state.run_as, state.run_as)
+BROKER_WRITES = ("mosquitto.log", "mosquitto.pid")  # in the directory; and everything under data/
+
+
+def hand_over(state: BrokerState, directory: Path) -> None:
+    """Let the user the broker runs as (root only) read its configuration and write only what it must.
+
+    The directory, ``mosquitto.conf``, ``state.json`` and ``credentials/`` stay root's: root reads
+    them (``mosquitto -c`` as root, the next ``broker config``), so a broker user who could replace
+    or edit them would become root (a ``user root`` or ``plugin`` line, a symlink chowned to it). It
+    gets ``passwd`` and ``acl`` (it reads them after dropping privileges; 0600), ``data/``, and the
+    log and pid files, created here as regular files. Nothing follows a symbolic link.
+    """
+    if not state.run_as or state.run_as == "root" or os.geteuid() != 0:
+        return
+    import pwd
+
+    user = pwd.getpwnam(state.run_as)
+    uid, gid = user.pw_uid, user.pw_gid
+    _own(directory, 0, gid, 0o750)  # the broker may enter it, never add, remove or rename in it
+    _own(directory / "mosquitto.conf", 0, 0, 0o644)
+    for name in ("passwd", "acl"):
+        _own(directory / name, uid, gid, 0o600)
+    data = directory / "data"
+    _own(data, uid, gid, 0o700)
+    for entry in data.iterdir():
+        os.chown(entry, uid, gid, follow_symlinks=False)
+    for name in BROKER_WRITES:
+        path = directory / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            path.unlink()  # planted where a file of the broker belongs (an older layout let it)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_APPEND, 0o640)
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, 0o640)
+        finally:
+            os.close(fd)
+
+
+def _own(path: Path, uid: int, gid: int, mode: int) -> None:
+    """Owner, group and mode of a path of ours, never through a symbolic link."""
+    if not path.exists() or path.is_symlink():
+        return
+    os.chown(path, uid, gid, follow_symlinks=False)
+    path.chmod(mode)

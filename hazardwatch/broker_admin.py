@@ -139,16 +139,16 @@ def _existing(directory: Path) -> BrokerState:
 
 
 def _save(directory: Path, state: BrokerState, hashes: dict[str, str]) -> None:
-    """passwd, acl, mosquitto.conf and state.json, each replaced atomically, handed to the broker."""
+    """passwd, acl, mosquitto.conf and state.json, each replaced atomically; the broker's user gets
+    what it reads and writes (``hand_over``), root keeps the rest."""
     directory.chmod(0o700)
     (directory / "data").mkdir(exist_ok=True)
     (directory / "data").chmod(0o700)
     (directory / "credentials").mkdir(mode=0o700, exist_ok=True)
-    creds.write_passwd(directory, state, hashes)
+    creds.write_passwd(directory, hashes)
     envfile.write_private(directory / "acl", render_acl(state))
     envfile.write_private(directory / STATE_FILE, state.model_dump_json(indent=1) + "\n")
     conf = directory / "mosquitto.conf"
     envfile.write_private(conf, render_conf(directory, state))
     conf.chmod(0o644)
-    hand_over(state, directory, directory / "data", directory / "acl", conf, directory / "mosquitto.log",
-              directory / "mosquitto.pid", *(directory / "data").iterdir())  # fmt: skip
+    hand_over(state, directory)

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hazardwatch import envfile
-from hazardwatch.broker import BrokerState, hand_over
 from hazardwatch.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,15 @@ def env_path(directory: Path, name: str) -> Path:
 def locked(directory: Path) -> Iterator[None]:
     """One writer of a broker directory at a time (``broker config``, ``credentials``)."""
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a", encoding="utf-8") as handle:
+    if os.geteuid() == 0 and directory.stat().st_uid != 0:
+        # root's before anything is read or written in it: a directory the broker's user owned (an
+        # older layout) let that user replace its entries with links to root's files
+        os.chown(directory, 0, -1)
+    lock = directory / ".lock"
+    if lock.is_symlink():
+        lock.unlink()
+    fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -60,10 +67,9 @@ def read_passwd(directory: Path) -> dict[str, str]:
     return entries
 
 
-def write_passwd(directory: Path, state: BrokerState, entries: Mapping[str, str]) -> None:
+def write_passwd(directory: Path, entries: Mapping[str, str]) -> None:
     path = passwd_path(directory)
     envfile.write_private(path, "".join(f"{name}:{digest}\n" for name, digest in entries.items()))
-    hand_over(state, path)
 
 
 def hash_secrets(directory: Path, plain: Mapping[str, str]) -> dict[str, str]:
