@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import stat
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
@@ -20,21 +21,32 @@ from pathlib import Path
 from hazardwatch.errors import ConfigError
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_BYTES = 64 * 1024  # a few settings, not a data file
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./?&-]*$")
 
 
 def check_private(path: Path) -> None:
-    """Refuse anything but a regular file closed to group and others (ConfigError)."""
+    """Refuse anything but a regular file of ours (or root's) closed to group and others (ConfigError)."""
     try:
         info = path.stat()
     except OSError as err:
         raise ConfigError(f"environment file {path}: {err.strerror or err}") from err
+    _check_info(path, info)
+
+
+def _check_info(path: Path, info: os.stat_result) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"environment file {path} is not a regular file")
     if info.st_mode & 0o077:
         raise ConfigError(
             f"environment file {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}): "
             f"it holds secrets; make it readable by its owner alone (chmod 600 {path})"
+        )
+    if info.st_uid not in (os.geteuid(), 0):
+        # as ssh refuses a key of another user: whoever owns it chooses this process's settings
+        raise ConfigError(
+            f"environment file {path} belongs to another user (uid {info.st_uid}): it would choose this "
+            f"process's settings; give it to the user that runs the process (chown)"
         )
 
 
@@ -60,18 +72,38 @@ def parse(text: str, origin: str = "environment file") -> dict[str, str]:
 
 
 def read(path: Path) -> dict[str, str]:
-    """The variables of a private environment file (see :func:`check_private`)."""
-    check_private(path)
+    """The variables of a private environment file (see :func:`check_private`), checked on the file
+    opened, so that nothing can be swapped in between the check and the read."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO does not block
+    except OSError as err:
+        raise ConfigError(f"environment file {path}: {err.strerror or err}") from err
+    try:
+        _check_info(path, os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"environment file {path} cannot be read: {err}") from err
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"environment file {path} is larger than {MAX_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
         raise ConfigError(f"environment file {path} cannot be read: {err}") from err
     return parse(text, str(path))
 
 
 def apply(path: Path, environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Read the file and set its variables over the environment (``os.environ`` by default)."""
+    """Read the file and set its variables over the environment (``os.environ`` by default).
+
+    Only HazardWatch's own settings (``HW_…``): a file that could set ``LD_PRELOAD``,
+    ``PYTHONPATH`` or ``PATH`` would run code of its choosing in this process's children."""
     values = read(path)
+    foreign = sorted(key for key in values if not key.startswith("HW_"))
+    if foreign:
+        raise ConfigError(f"environment file {path} sets {', '.join(foreign)}: only HW_ settings are read")
     (os.environ if environ is None else environ).update(values)
     return values
 
@@ -89,8 +121,10 @@ def render(values: Mapping[str, str]) -> str:
 def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner alone, atomically (never a moment open to others)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # a new file of ours (O_EXCL, a name nobody can guess): never one planted in a shared directory,
+    # whose owner would keep it, and an open descriptor on it, after we wrote the secret in
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
