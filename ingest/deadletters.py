@@ -21,6 +21,8 @@ import psycopg
 logger = logging.getLogger(__name__)
 Conn = psycopg.Connection[tuple[object, ...]]
 MAX_PREFIX_BYTES = 64 * 1024
+# a row's own cost beyond its text and bytes: tuple header, id, times, size, hash, kind, index entry
+ROW_OVERHEAD_BYTES = 128
 
 
 # The kind of a reason, by what its first words say (first match wins); "invalid" otherwise.
@@ -92,7 +94,9 @@ def _printable(text: str, limit: int) -> str:
 
 
 def prune(conn: Conn, days: int, max_bytes: int) -> list[str]:
-    """Retention: letters older than ``days``, then the oldest beyond ``max_bytes`` of payload."""
+    """Retention: letters older than ``days``, then the oldest beyond ``max_bytes``. A letter counts
+    its whole row (payload prefix, reason, topic and ``ROW_OVERHEAD_BYTES``), not its payload alone:
+    a flood of empty payloads with long reasons would otherwise never reach the cap."""
     done = []
     old = conn.execute(
         "DELETE FROM dead_letters WHERE received_at < now() - make_interval(days => %s)", (days,)
@@ -100,9 +104,10 @@ def prune(conn: Conn, days: int, max_bytes: int) -> list[str]:
     if old:
         done.append(f"dropped {old} dead letters older than {days} days")
     over = conn.execute(
-        "DELETE FROM dead_letters WHERE id <= (SELECT id FROM (SELECT id, sum(octet_length(payload))"
-        " OVER (ORDER BY id DESC) AS kept FROM dead_letters) k WHERE kept > %s ORDER BY id DESC LIMIT 1)",
-        (max_bytes,),
+        "DELETE FROM dead_letters WHERE id <= (SELECT id FROM (SELECT id, sum(octet_length(payload)"
+        " + octet_length(reason) + octet_length(topic) + %s) OVER (ORDER BY id DESC) AS kept"
+        " FROM dead_letters) k WHERE kept > %s ORDER BY id DESC LIMIT 1)",
+        (ROW_OVERHEAD_BYTES, max_bytes),
     ).rowcount
     if over:
         done.append(f"dropped the {over} oldest dead letters beyond {max_bytes // 2**20} MiB of payload")
