@@ -47,6 +47,7 @@ class ConfigReport:
     directory: Path
     added: list[str] = field(default_factory=list)  # identities with a new secret
     kept: list[str] = field(default_factory=list)  # identities whose secret was kept
+    stale: list[str] = field(default_factory=list)  # identities still valid that the ledger no longer has
 
     @property
     def conf(self) -> Path:
@@ -64,11 +65,14 @@ def write_config(directory: Path, plant: Plant, workers: list[str],
             if value is not None:
                 setattr(state, name, value)
         state.run_as = broker_user(directory)
-        for identity in ledger_identities(plant, workers):
+        wanted = ledger_identities(plant, workers)
+        for identity in wanted:
             if identity.name not in state.revoked:
                 state.identities.setdefault(identity.name, identity)
         hashes = creds.read_passwd(directory)
         report = ConfigReport(directory)
+        # kept (a gateway may be off the ledger for a while), but named: until revoked it still gets in
+        report.stale = sorted(set(state.identities) - {i.name for i in wanted})
         plain: dict[str, str] = {}
         for name in state.identities:
             env = creds.env_path(directory, name)
@@ -86,6 +90,9 @@ def write_config(directory: Path, plant: Plant, workers: list[str],
         _save(directory, state, {n: hashes[n] for n in state.identities})
     logger.info("broker configuration in %s: %d identities added, %d kept", directory, len(report.added),
                 len(report.kept))  # fmt: skip
+    if report.stale:
+        logger.warning("identities the ledger no longer has keep their access until revoked: %s",
+                       ", ".join(report.stale))  # fmt: skip
     return report
 
 

@@ -33,6 +33,8 @@ def cmd_broker_config(args: argparse.Namespace, settings: Settings) -> int:
           f"{len(report.kept)} kept with their secrets")  # fmt: skip
     for name in report.added:
         print(f"  new: {name}")
+    for name in report.stale:  # a decommissioned gateway's secret still opens the broker
+        print(f"  not in the ledger, still valid: {name} (end it: hazardwatch credentials revoke …)")
     print(f"run it:       mosquitto -c {report.conf}")
     print(f"credentials:  {report.directory / 'credentials'}/<identity>.env (give each process its own:"
           " --env-file)")  # fmt: skip
