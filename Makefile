@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 
 .PHONY: up check lint types test system-deps venv bench clean
 
+# make passes SIGTERM on to the recipe, not SIGINT: `hazardwatch up` watches its make and stops
+# with it (hazardwatch/lifeline.py). A service manager runs .venv/bin/hazardwatch up itself.
 up: system-deps venv
-	$(BIN)/hazardwatch up
+	@exec $(BIN)/hazardwatch up
 
 check: lint types test
 
@@ -29,9 +31,11 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "HazardWatch needs Python >= 3.11"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]' --config-settings editable_mode=compat
-	touch $@
+	@echo "installing HazardWatch into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/pip install -q --upgrade pip >$(VENV)/install.log 2>&1 && \
+	  $(BIN)/pip install -q -e '.[dev]' >>$(VENV)/install.log 2>&1 || \
+	  { cat $(VENV)/install.log; exit 1; }
+	@touch $@
 
 # System packages the stack and the tests use: PostgreSQL, Mosquitto, Debian's Chromium
 # for the browser tests and a CJK font so pages and screenshots show Chinese. Installed only where missing (needs root and apt).

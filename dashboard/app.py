@@ -164,6 +164,7 @@ def serve(
     timezone: str = "Asia/Shanghai",
     secure_cookies: bool = False,
     policy: Policy = DEFAULT,
+    access_log: bool = False,
 ) -> None:
     """Run the dashboard until SIGINT/SIGTERM, then close sockets, listener and pool cleanly.
 
@@ -171,5 +172,6 @@ def serve(
     """
     app = create_app(database_url, timezone=timezone, secure_cookies=secure_cookies, policy=policy)
     logger.info("dashboard on http://%s:%s/ (times in %s)", host, port, timezone)
-    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10.0, handle_signals=True)
+    web.run_app(app, host=host, port=port, print=None, shutdown_timeout=10.0, handle_signals=True,
+                access_log=logging.getLogger("aiohttp.access") if access_log else None)  # fmt: skip
     logger.info("dashboard stopped")

@@ -246,6 +246,7 @@ def cmd_dashboard(args: argparse.Namespace, settings: Settings) -> int:
         args.port or settings.dashboard_port,
         timezone=settings.timezone,
         policy=load_policy(args.policy or settings.policy),
+        access_log=args.access_log,
     )
     return 0
 
@@ -589,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, "database_url")
     p.add_argument("--host", help="listen address (default: $HW_DASHBOARD_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default: $HW_DASHBOARD_PORT or 8080)")
+    p.add_argument("--access-log", action="store_true", help="log one line per HTTP request (default: off)")
     p.add_argument("--policy", help="alarm policy file (who may shelve, closure); default $HW_POLICY")
 
     p = add(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
+from hazardwatch import envfile
 from hazardwatch.errors import ConfigError, HazardWatchError
 from hazardwatch.ledger import load_plant
+from hazardwatch.lifeline import ParentWatch, die_with_parent
 from hazardwatch.services import (
     LOCAL_HOSTS,
     ConfiguredMosquitto,
@@ -42,6 +45,20 @@ DEMO_USERS = (
     ("qiye", "enterprise", "", "E330110001", "临港液化气安全员"),
     ("jianguan", "regulator", "33", None, "省应急厅监管员"),
 )
+
+
+def _command() -> str:
+    """How the user runs `hazardwatch` from here: on PATH as is, else the venv's path."""
+    found = shutil.which("hazardwatch")
+    here = Path(sys.executable).with_name("hazardwatch")
+    if not here.exists():
+        return f"{sys.executable} -m hazardwatch"
+    if found and Path(found).resolve() == here.resolve():
+        return "hazardwatch"
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
 
 
 def _must_be_local(what: str, host: str, port: int) -> None:
@@ -74,6 +91,7 @@ class Stack:
     def run(self) -> int:
         try:
             load_plant(self.devices)
+            self._ports_free()
             env = self._services()
             self._prepare(env)
             self._start_parts(env)
@@ -176,8 +194,7 @@ class Stack:
         else:
             password = secrets.token_urlsafe(9)
             self.settings.var_dir.mkdir(parents=True, exist_ok=True)
-            logins.write_text(f"demo users share password: {password}\n", encoding="utf-8")
-            logins.chmod(0o600)
+            envfile.write_private(logins, f"demo users share password: {password}\n")  # never 0644 a moment
         for username, role, division, enterprise, display in DEMO_USERS:
             argv = [
                 "user",
@@ -192,10 +209,13 @@ class Stack:
             ]
             if enterprise:
                 argv += ["--enterprise", enterprise]
-            subprocess.run(
+            result = subprocess.run(
                 self._hw(*argv, "--password-stdin"),
                 env=env, input=password + "\n", capture_output=True, text=True, check=False,
             )  # fmt: skip
+            if result.returncode != 0:
+                why = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+                raise ConfigError(f"demo user {username} could not be created: {why[-1]}")
         self._password = password
 
     # -- parts ------------------------------------------------------------------------------
@@ -266,7 +286,7 @@ class Stack:
             time.sleep(0.2)
 
     def _spawn(self, part: Part, env: dict[str, str]) -> None:
-        part.proc = subprocess.Popen(part.argv, env=env)
+        part.proc = subprocess.Popen(part.argv, env=env, preexec_fn=die_with_parent)
         logger.info("started %s (pid %s)", part.name, part.proc.pid)
 
     def _banner(self, env: dict[str, str]) -> None:
@@ -289,8 +309,8 @@ class Stack:
             "  logins:       duty (省值班员), yuhang (余杭区值班员), qiye (企业), jianguan (监管)",
             f"  password:     {self._password}",
             f"                (also in {self.settings.var_dir / 'demo-logins.txt'})",
-            "  scenario:     hazardwatch simulate --scenario overfill",
-            "  cameras:      hazardwatch simulate --camera-scene intrusion",
+            f"  scenario:     {_command()} simulate --scenario overfill",
+            f"  cameras:      {_command()} simulate --camera-scene intrusion",
             f"                (simulator control at {control[0]}:{control[1]})",
             "  stop:         Ctrl-C",
             "",
@@ -300,7 +320,11 @@ class Stack:
     def _watch(self, env: dict[str, str]) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
+        parent = ParentWatch()
         while not self._stop.wait(0.5):
+            if parent.stopping():
+                print("\nmake is stopping: stopping HazardWatch …", flush=True)
+                return
             for part in self.parts:
                 if part.proc is None or part.proc.poll() is None:
                     continue
@@ -320,6 +344,17 @@ class Stack:
                 elif now >= part.next_start:
                     part.next_start = 0.0
                     self._spawn(part, env)
+
+    def _ports_free(self) -> None:
+        """A taken port stops the start with one line, before anything is started."""
+        wanted = {
+            "dashboard": (self.settings.dashboard_host, self.port or self.settings.dashboard_port),
+            "simulator control": parse_host_port(self.settings.sim_control),
+        }
+        for what, (host, port) in wanted.items():
+            if tcp_alive(host, port, timeout=0.5):
+                raise ConfigError(f"port {port} for the {what} is taken on {host}: stop what listens there "
+                                  "or choose another port")  # fmt: skip
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         print(f"\nsignal {signum}: stopping HazardWatch …", flush=True)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from hazardwatch.services import PrivatePostgres
 from tests.support import free_port, plant_doc_on_ports, write_plant
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class Output:
@@ -59,9 +61,9 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _up(workdir: Path, database_url: str, mqtt_url: str | None,
+def _up(workdir: Path, database_url: str, mqtt_url: str | None, *, via_make: bool = False,
         **extra: str) -> tuple[subprocess.Popen[str], Output, int]:  # fmt: skip
-    """`hazardwatch up` on the sample plant; ``mqtt_url`` None: HW_MQTT_URL unset."""
+    """`hazardwatch up` (or `make up`) on the sample plant; ``mqtt_url`` None: HW_MQTT_URL unset."""
     devices = workdir / "devices.yaml"
     if not devices.exists():
         write_plant(plant_doc_on_ports(free_port(), free_port()), workdir)
@@ -71,7 +73,6 @@ def _up(workdir: Path, database_url: str, mqtt_url: str | None,
     if mqtt_url is not None:
         env["HW_MQTT_URL"] = mqtt_url
     env.update(
-        **extra,
         HW_DATABASE_URL=database_url,
         HW_DEVICES=str(devices),
         HW_SIM_CONTROL=f"127.0.0.1:{free_port()}",
@@ -79,9 +80,12 @@ def _up(workdir: Path, database_url: str, mqtt_url: str | None,
         HW_VAR_DIR=str(workdir / "var"),
         PYTHONUNBUFFERED="1",
     )
+    env.update(extra)
+    argv = [sys.executable, "-m", "hazardwatch", "up"]
+    if via_make:
+        argv = ["make", "--no-print-directory", "-C", str(ROOT), "up"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hazardwatch", "up"],
-        env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        argv, env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     return proc, Output(proc), port
 
@@ -100,6 +104,72 @@ def _stop(proc: subprocess.Popen[str], output: Output) -> None:
         proc.kill()
         raise
     assert code == 0, output.text[-4000:]
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("via_make", "sig"),
+    [(True, signal.SIGINT), (True, signal.SIGTERM), (False, signal.SIGTERM)],
+    ids=["make-SIGINT", "make-SIGTERM", "up-SIGTERM"],
+)
+def test_a_signal_to_the_outer_process_alone_stops_everything(
+    workdir: Path, database_url: str, mqtt_port: int, via_make: bool, sig: signal.Signals
+) -> None:
+    """As a service manager or `kill <pid>` does: no process group, one pid, no child left."""
+    proc, output, _port = _up(workdir, database_url, f"mqtt://127.0.0.1:{mqtt_port}", via_make=via_make)
+    try:
+        output.wait_for("HazardWatch is up.", 180)
+        started = _descendants(proc.pid)
+        assert len(started) >= 5, output.text[-2000:]
+        assert "access" not in output.text.lower()
+        assert "editable_mode" not in output.text
+        assert (
+            f"{Path(sys.executable).parent}/hazardwatch simulate" in output.text
+            or ".venv/bin/hazardwatch simulate" in output.text
+        )
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+        _eventually(lambda: not any(_alive(pid) for pid in started), 10, "every child to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_taken_port_stops_the_start_with_one_line(workdir: Path, database_url: str, mqtt_port: int) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        proc, output, _ = _up(
+            workdir, database_url, f"mqtt://127.0.0.1:{mqtt_port}", HW_DASHBOARD_PORT=str(busy)
+        )
+        assert proc.wait(timeout=60) == 2
+    output._thread.join(5)
+    assert f"hazardwatch up: port {busy} for the dashboard is taken" in output.text
 
 
 def _anonymous_refused(port: int) -> bool:
