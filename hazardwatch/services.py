@@ -159,7 +159,7 @@ class PrivateMosquitto:
         conf = self.root / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self._proc = subprocess.Popen(
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=broker_env()
         )
         if not _wait_port(self.port, 10):
             raise ConfigError(f"the private Mosquitto did not start; see {self.log_path}")
@@ -211,7 +211,7 @@ class ConfiguredMosquitto:
         if not port_free(self.port):
             raise ConfigError(f"port {self.port} for the private Mosquitto is taken")
         self._proc = subprocess.Popen([binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL)  # fmt: skip
+                                      stderr=subprocess.DEVNULL, env=broker_env())  # fmt: skip
         if not _wait_port(self.port, 10):
             self.stop()
             raise ConfigError(f"the private Mosquitto did not start; see {self.log_path}")
@@ -226,6 +226,12 @@ class ConfiguredMosquitto:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+
+def broker_env() -> dict[str, str]:
+    """The broker's environment: none of ours. It faces the network and needs no secret, while ours
+    holds HW_DATABASE_URL (with its password) and HW_MQTT_PASSWORD."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")}
 
 
 def _mosquitto_binary() -> str:
