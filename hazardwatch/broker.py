@@ -42,6 +42,10 @@ DEFAULT_MAX_PACKET = wire.MAX_EVENT_BYTES + 64 * 1024
 # Messages queued for a platform session that is away (an ingest worker restarting): an hour of
 # two batches a second from 50 gateways; the agent keeps what it sent for longer (keep_sent_h).
 MAX_QUEUED_MESSAGES = 360_000
+# ... and at most this many bytes a session: a count alone let one gateway fill an absent ingest
+# worker's queue with 360,000 messages of 4 MiB (1.4 TB) and the broker's memory with it. An hour of
+# batches of a few kB fits; what is dropped beyond it the agent still keeps (keep_sent_h) and resends.
+MAX_QUEUED_BYTES = 1024 * 1024 * 1024
 SESSION_EXPIRY = "14d"  # persistent sessions of clients gone longer than this are dropped
 
 Kind = Literal["agent", "video", "ingest", "workflows", "config"]
@@ -187,6 +191,7 @@ def render_conf(directory: Path, state: BrokerState) -> str:
         f"max_packet_size {state.max_packet_size}",
         "max_inflight_messages 100",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         f"persistent_client_expiration {SESSION_EXPIRY}",
         "persistence true",
         f"persistence_location {d / 'data'}/",
