@@ -242,9 +242,20 @@ def _cell(value: Any, zone: ZoneInfo) -> str:
         return ""
     if isinstance(value, datetime):
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return round_reading(value)
     text = str(value)
     # a cell a spreadsheet would run as a formula is quoted (CSV injection)
     return "'" + text if text[:1] in ("=", "+", "-", "@") and not _is_number(text) else text
+
+
+def round_reading(value: float) -> str:
+    """A reading as the board shows it (format.js ``fmtNumber``): 3 decimals under 10, 2 under 100,
+    1 above, trailing zeros dropped (86.39220620800006 → 86.4)."""
+    magnitude = abs(value)
+    digits = 1 if magnitude >= 100 else 2 if magnitude >= 10 else 3
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _is_number(text: str) -> bool:

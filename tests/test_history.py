@@ -175,7 +175,7 @@ async def test_csv_export_has_chinese_headers_local_times_and_no_formulas(seeded
     newest = max(a.raised_at for a in mine)
     assert rows[0][1] == newest.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
     values = {r[header.index("报警值")] for r in rows}
-    assert values <= {"95.5", "-1.0", "0.0"}  # numbers stay numbers (not quoted as formulas)
+    assert values <= {"95.5", "-1", "0"}  # numbers stay numbers (not quoted), rounded as on the board
     # codes read as the dashboard's words, in the export's language; the subject is always named
     assert {r[header.index("级别")] for r in rows} <= {"一级", "二级", "三级"}
     states = {"未确认", "已确认", "已恢复未确认", "已恢复已确认", "已搁置", "设计抑制", "停用"}
@@ -193,3 +193,12 @@ def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_quoted() -> None:
     assert _cell(-12.5, zone) == "-12.5"
     assert _cell(None, zone) == ""
     assert _cell(datetime(2026, 12, 1, 2, 0, tzinfo=UTC), zone) == "2026-12-01 10:00:00"
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [(86.39220620800006, "86.39"), (123.456, "123.5"), (1.23456, "1.235"), (90.0, "90"),
+     (-0.0001, "0"), (-12.345, "-12.35"), (0.1 + 0.2, "0.3")],
+)  # fmt: skip
+def test_a_value_in_the_csv_is_rounded_as_the_board_shows_it(value: float, cell: str) -> None:
+    assert _cell(value, ZoneInfo("Asia/Shanghai")) == cell
