@@ -105,7 +105,13 @@ def _routes(app: web.Application) -> None:
     r.add_get("/api/v1/live", live_handler)
     r.add_get("/metrics", metrics.metrics)
     r.add_get("/api/v1/openapi.json", openapi.openapi)
+    r.add_get("/favicon.ico", favicon)  # browsers ask for it even with the page's <link rel="icon">
     r.add_static("/static/", STATIC, name="static", append_version=False)
+
+
+async def favicon(_request: web.Request) -> web.StreamResponse:
+    """GET /favicon.ico — the SVG icon (no login needed)."""
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml"})
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:

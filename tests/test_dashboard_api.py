@@ -506,6 +506,10 @@ async def test_health_and_security_headers(seeded: Seeded) -> None:
         async with session.get(server.make_url("/static/board.js")) as response:
             assert response.status == 200
             assert response.headers["X-Content-Type-Options"] == "nosniff"
+        async with session.get(server.make_url("/favicon.ico")) as response:  # no login needed, no 404
+            assert response.status == 200
+            assert response.headers["Content-Type"] == "image/svg+xml"
+            assert (await response.text()).startswith("<svg")
 
 
 async def test_pages_redirect_and_switch_language(seeded: Seeded) -> None:
