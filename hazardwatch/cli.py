@@ -128,6 +128,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         except SimulatorUnreachable:
             print(f"no simulator answers at {control[0]}:{control[1]}; starting one for {args.scenario}")
         else:
+            if state.get("replaced"):
+                print(f"note: this replaces scenario {state['replaced']}, which was still running")
             print(f"scenario {args.scenario} started on the running simulator: {state}")
             return 0
     logsetup.configure(settings.log_level, "simulate")

@@ -114,7 +114,8 @@ class PlantModel:
         spread: int = 0,
         hold_s: float | None = None,
     ) -> dict[str, Any]:
-        """Start a scenario (replacing any running one) and return the state; ValueError if invalid.
+        """Start a scenario (replacing any running one) and return the state, with ``replaced`` naming
+        the scenario it ended while that still ran (else None); ValueError if invalid.
 
         ``spread`` (gas-leak only): the leak also reaches that many more detectors of the same
         kind on the same equipment (area), each climbing a fifth slower than the one before."""
@@ -130,6 +131,10 @@ class PlantModel:
             last = self._processes[key].value
         active = begin(spec, key, self._tags[key], last, rate, hold_s)
         reached = self._reach(spec, key, rate, spread, hold_s)
+        running = self._active
+        replaced = (
+            f"{running.spec.name} on {running.key}" if running is not None and not running.done else None
+        )
         if self._active is not None or self._spread:
             if self._active is not None:
                 logger.info("scenario %s on %s replaced", self._active.spec.name, self._active.key)
@@ -138,7 +143,7 @@ class PlantModel:
         self._spread = reached
         self._out[key] = active.advance(0.0, self._processes[key].value)
         logger.info("scenario %s started on %s", name, key)
-        return self.state()
+        return {**self.state(), "replaced": replaced}
 
     def _reach(
         self, spec: ScenarioSpec, key: TagKey, rate: float | None, spread: int, hold_s: float | None

@@ -286,3 +286,11 @@ def test_two_hours_of_normal_operation_raise_no_alarm_on_the_sample_plant(
         )
         raised += [(str(t.condition), t.subject_id, second) for t in got if t.level > 0]
     assert raised == []
+
+
+def test_a_new_scenario_names_the_one_it_replaces_while_that_still_runs(sample_plant: Plant) -> None:
+    model = PlantModel(sample_plant, seed=5)
+    assert model.start_scenario("overfill")["replaced"] is None
+    assert model.start_scenario("gas-leak")["replaced"] == f"overfill on {LPG}/LT101"
+    drive(model, (LPG, "GT101"))  # to its end
+    assert model.start_scenario("overfill")["replaced"] is None
