@@ -98,7 +98,7 @@ class Consumer:
             logger.warning("disconnected from the broker (%s); reconnecting", reason)
 
     def _on_message(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self._queue.put(Message(msg.topic, bytes(msg.payload), msg.mid))
+        self._queue.put(Message(msg.topic, bytes(msg.payload), msg.mid, retained=bool(msg.retain)))
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set."""

@@ -47,6 +47,7 @@ class Message:
     topic: str
     payload: bytes
     mid: int = 0
+    retained: bool = False  # delivered from the broker's retained store, not as it was published
 
 
 @dataclass(slots=True)
@@ -343,6 +344,7 @@ class Pipeline:
             return [DeadLetter(message.topic, message.payload, reason)]
         try:
             address = wire.parse_topic(message.topic)
+            _not_retained(message, address)
             if address.kind in ("status", "health", "events", "cameras"):
                 unknown = self._record(conn, index, address, message.payload, now_ms)
                 if unknown:  # kept for what it knows; what it names beyond the ledger is evidence
@@ -463,6 +465,13 @@ class Pipeline:
         while day <= last:
             self._partition_days.add(day)
             day = date.fromordinal(day.toordinal() + 1)
+
+
+def _not_retained(message: Message, address: wire.TopicAddress) -> None:
+    """A batch or an event is news once: a retained one would come back to every new subscription
+    (even after its identity was revoked), so it is refused."""
+    if message.retained and address.kind in ("readings", "events"):
+        raise WireError(f"retained {address.kind} are not taken (publish them without retain)")
 
 
 def _decode_readings(address: wire.TopicAddress, payload: bytes) -> wire.ReadingBatch:

@@ -536,3 +536,26 @@ def test_a_worker_restarted_without_an_enterprise_stops_taking_it(
         database_url, "SELECT array_length(topics, 1) FROM ingest_workers WHERE worker_id = '1'"
     )
     assert recorded == 5  # readings, status, health, events and cameras of Hangzhou only
+
+
+def test_a_retained_batch_is_refused_not_stored_again_for_every_new_subscription(
+    database_url: str, sample_plant: Plant, broker_port: int
+) -> None:
+    """A retained readings batch would come back to every new ingest subscription, even after the
+    identity that left it was revoked: it is a dead letter, never a reading."""
+    prepare_database(database_url, sample_plant)
+    topic = wire.readings_topic(HANGZHOU, "gw01")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-retain-{uuid.uuid4().hex}")
+    client.connect("127.0.0.1", broker_port)
+    client.loop_start()
+    client.publish(
+        topic, batch(HANGZHOU, 1, int(time.time() * 1000) - 5000), qos=1, retain=True
+    ).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    consumer = consumer_for(database_url, broker_port, HANGZHOU)
+    with running(consumer):
+        until(lambda: consumer.processed == 1, "the retained batch handled")
+    assert readings_of(database_url, HANGZHOU) == 0
+    reason = scalar(database_url, "SELECT reason FROM dead_letters")
+    assert reason == "retained readings are not taken (publish them without retain)"
