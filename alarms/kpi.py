@@ -108,6 +108,7 @@ class SourceCount:
     subject_id: int
     condition: str
     alarms: int
+    subject_code: str = ""  # the subject's ledger code (LT101, GV101, CAM101, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +240,13 @@ def _source_counts(
         enterprise, kind, subject_id, condition, code = keys[i]
         out.append(
             SourceCount(
-                f"{enterprise}/{code} {condition}", enterprise, kind, subject_id, condition, int(counts[i])
+                f"{enterprise}/{code} {condition}",
+                enterprise,
+                kind,
+                subject_id,
+                condition,
+                int(counts[i]),
+                code,
             )
         )
     return out

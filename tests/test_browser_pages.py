@@ -305,7 +305,11 @@ async def test_enterprise_files_feedback_and_the_regulator_accepts_it_and_finds_
         # a real abnormality: the regulator opens a hidden-danger rectification (隐患) with a deadline
         await expect(page.locator("#danger-form")).to_be_visible()
         await page.fill("#danger-description", "进料阀卡涩，需更换阀门并校验联锁")
-        await page.fill("#danger-deadline", "2031-12-31T18:00")
+        # the deadline is written as the page's language reads it, not the browser's mm/dd/yyyy
+        deadline = page.locator("#danger-deadline")
+        await expect(deadline).to_have_attribute("type", "text")
+        await expect(deadline).to_have_attribute("placeholder", "年-月-日 时:分，如 2031-12-31 18:00")
+        await page.fill("#danger-deadline", "2031-12-31 18:00")
         await page.click("#danger-button")
         await expect(page.locator("#danger-message")).to_contain_text("2031-12-31 18:00")
         await expect(page.locator('#journal-rows tr[data-action="hidden_danger"]')).to_have_count(1)
@@ -385,6 +389,11 @@ async def test_enterprise_view_ledger_map_and_kpi_pages(browser: Browser, seeded
         await expect(page.locator('figure[data-chart="priority"] rect.bar')).to_have_count(3)
         await expect(page.locator('figure[data-chart="trend"] circle')).to_have_count(7)
         await expect(page.locator('figure[data-chart="per_enterprise"]')).to_be_visible()
+        # the top-10 names its sources as the board does: code, condition in words, enterprise
+        top = page.locator('figure[data-chart="bad_actors"] text')
+        await expect(top.filter(has_text="高限报警").first).to_be_visible()
+        for label in await top.all_text_contents():
+            assert not re.search(r"\b(HIGH|LOW|PREDICT|FAULT)\b", label), label
         # no feedback filed yet: its times are no data ("—"), not zero seconds
         await expect(page.locator('figure[data-chart="ttf"] text.no-value')).to_have_count(3)
         await expect(page.locator('figure[data-chart="ttf"] text.no-value').first).to_have_text("—")

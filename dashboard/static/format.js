@@ -106,22 +106,26 @@ window.HW = (function () {
     return asUtc - Math.floor(ms / 1000) * 1000;
   }
 
-  /** "2026-12-01T09:30" as a wall-clock time in the user's zone → ISO 8601 in UTC ("…Z"). */
+  /** "2026-12-01 09:30" (or "…T09:30"; a date alone: 23:59 of that day) as a wall-clock time in
+   *  the user's zone → ISO 8601 in UTC ("…Z"). The fields are text, ISO 8601 in every language: a
+   *  browser's date input follows the browser's locale, not the page's (mm/dd/yyyy on a zh-CN page). */
   function zonedToIso(local) {
     if (!local) return "";
-    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(local);
+    const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(local.trim());
     if (!m) return "";
-    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] || 0));
+    const hour = m[4] == null ? 23 : +m[4];
+    const minute = m[5] == null ? 59 : +m[5];
+    const wall = Date.UTC(+m[1], +m[2] - 1, +m[3], hour, minute, +(m[6] || 0));
     let ms = wall - zoneOffsetMs(wall);
     ms = wall - zoneOffsetMs(ms); // a second pass settles a DST edge
     return new Date(ms).toISOString().replace(".000Z", "Z");
   }
 
-  /** An ISO time → "2026-12-01T09:30" in the user's zone, for a datetime-local input. */
+  /** An ISO time → "2026-12-01 09:30" in the user's zone, for a time field. */
   function isoToZoned(iso) {
     const part = {};
     for (const p of timeFmt.formatToParts(new Date(iso))) part[p.type] = p.value;
-    return part.year + "-" + part.month + "-" + part.day + "T" + part.hour + ":" + part.minute;
+    return part.year + "-" + part.month + "-" + part.day + " " + part.hour + ":" + part.minute;
   }
 
   /** What an alarm is about, in words: its tag, else its camera's code, else kind and id. */

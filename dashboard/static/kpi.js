@@ -68,7 +68,11 @@
     const priority = [1, 2, 3].map((p) => ({
       label: HW.t("priority_" + p), value: pctOf[String(p)] || 0, cls: "p" + p, target: targets[p],
     }));
-    const bad = (k.bad_actors || []).map((b) => ({ label: b.source, value: b.alarms }));
+    // as the board names them: the subject's code and the condition in the page's language
+    const bad = (k.bad_actors || []).map((b) => ({
+      label: b.subject_code + " " + HW.conditionLabel({ condition_code: b.condition }) + " · " + b.enterprise_code,
+      value: b.alarms,
+    }));
     return [
       HWCharts.bars(HW.t("kpi_priority"), priority, { format: (v) => HW.fmtNumber(v) + "%", note: HW.t("kpi_priority_target"), dataset: { chart: "priority" } }),
       distributionBars(HW.t("kpi_tta"), k.time_to_ack || {}, "tta"),
