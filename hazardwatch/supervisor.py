@@ -189,7 +189,8 @@ class Stack:
 
     def _demo_users(self, env: dict[str, str]) -> None:
         logins = self.settings.var_dir / "demo-logins.txt"
-        if logins.exists():
+        kept = logins.exists()  # a restart: the users exist with this very password
+        if kept:
             password = logins.read_text(encoding="utf-8").split("password: ", 1)[1].split()[0]
         else:
             password = secrets.token_urlsafe(9)
@@ -213,9 +214,13 @@ class Stack:
                 self._hw(*argv, "--password-stdin"),
                 env=env, input=password + "\n", capture_output=True, text=True, check=False,
             )  # fmt: skip
-            if result.returncode != 0:
-                why = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
-                raise ConfigError(f"demo user {username} could not be created: {why[-1]}")
+            why = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+            if result.returncode != 0 and not (kept and "already exists" in why[-1]):
+                hint = ""
+                if "already exists" in why[-1]:
+                    hint = (f" (its password is in the {logins} of the run that created it: put that file "
+                            "back, or use another database)")  # fmt: skip
+                raise ConfigError(f"demo user {username} could not be created: {why[-1]}{hint}")
         self._password = password
 
     # -- parts ------------------------------------------------------------------------------

@@ -172,6 +172,23 @@ def test_a_taken_port_stops_the_start_with_one_line(workdir: Path, database_url:
     assert f"hazardwatch up: port {busy} for the dashboard is taken" in output.text
 
 
+def test_a_demo_user_that_cannot_be_created_stops_the_start_with_one_line(
+    workdir: Path, database_url: str, mqtt_port: int
+) -> None:
+    """As after `mv var var.old; make up`: the users exist, with the old password."""
+    env = {**os.environ, "HW_DATABASE_URL": database_url}
+    hw = [sys.executable, "-m", "hazardwatch"]
+    subprocess.run([*hw, "migrate"], env=env, check=True, capture_output=True)
+    add = [*hw, "user", "add", "duty", "--role", "duty_officer", "--division", "33", "--password-stdin"]
+    subprocess.run(add, env=env, input=b"an-older-password\n", check=True, capture_output=True)
+    proc, output, _ = _up(workdir, database_url, f"mqtt://127.0.0.1:{mqtt_port}")
+    assert proc.wait(timeout=120) == 2
+    output._thread.join(5)
+    assert "hazardwatch up: demo user duty could not be created: " in output.text
+    assert "already exists" in output.text
+    assert "HazardWatch is up." not in output.text
+
+
 def _anonymous_refused(port: int) -> bool:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"anonymous-{port}")
     answers: list[bool] = []
