@@ -187,15 +187,6 @@ MAX_DOCUMENT_NODES = 20_000
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last time a datetime holds
 
 
-def load_document(payload: bytes, what: str, max_bytes: int) -> Any:
-    """A JSON or msgpack document, checked whole by :func:`check_document`; WireError otherwise."""
-    if len(payload) > max_bytes:
-        raise WireError(f"{what} payload of {len(payload)} bytes exceeds {max_bytes}")
-    doc = _load(payload)
-    check_document(doc, what)
-    return doc
-
-
 def load_json_document(payload: bytes, what: str, max_bytes: int) -> Any:
     """A JSON document (status and health are JSON, for any MQTT tool to read), checked whole."""
     if len(payload) > max_bytes:

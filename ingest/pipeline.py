@@ -180,10 +180,6 @@ class Pipeline:
         engine.warm_up(idx[known], ts[known], values[known], quality[known])
         logger.info("rules warmed up from %d stored readings", int(known.sum()))
 
-    def _now(self) -> datetime:
-        """The pipeline clock's time: gateways are heard at it, so silence is measured on one clock."""
-        return utc_from_ms(self._clock.now_ms())
-
     def connect(self) -> Conn:
         """A separate connection to the same database (for work outside a step)."""
         return psycopg.connect(self._url, connect_timeout=5)
