@@ -97,7 +97,9 @@ def _sync_hazard_source(conn: Conn, enterprise_id: int, source: HazardSource) ->
         (enterprise_id, source.code, source.name, source.people_within_500m, s_value, r_value,
          grade.grade, terms, r.principal, r.technical, r.operational),
     )  # fmt: skip
-    changed = previous is None or previous[:3] != (s_value, r_value, grade.grade) or previous[4] != terms
+    # terms left empty (sources graded before the terms were kept) are filled in without a history row
+    changed = (previous is None or previous[:3] != (s_value, r_value, grade.grade)
+               or previous[4] not in ("", terms))  # fmt: skip
     if changed:
         reason = _why(source, grade, terms, previous)
         conn.execute(

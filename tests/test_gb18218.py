@@ -24,9 +24,9 @@ from alarms.policy import DEFAULT
 from alarms.risk import assess
 from alarms.store import apply_transitions
 from hazardwatch.errors import ConfigError
-from hazardwatch.ledger import load_plant_text
+from hazardwatch.ledger import load_plant, load_plant_text
 from hazardwatch.ledger.chemicals import lookup, tables
-from hazardwatch.ledger.grading import GradeResult, Holding, grade_hazard_source
+from hazardwatch.ledger.grading import GradeResult, Holding, decimal_text, grade_hazard_source
 from hazardwatch.ledger.models import ChemicalHolding, Tag
 from ingest.ledger_sync import sync_ledger
 from ingest.migrate import migrate
@@ -401,3 +401,18 @@ async def test_the_ledger_api_names_a_non_major_source_so(database_url: str) -> 
         status, body = await user.get("/api/v1/enterprises")
         listed = {e["code"]: e for e in body["enterprises"]}
         assert (listed[AWAY]["grade"], listed[AWAY]["major_hazard_sources"]) == (4, 1)
+
+
+def test_a_resync_that_only_fills_in_the_terms_journals_nothing(conn: Conn) -> None:
+    """Sources graded before the terms were kept (grade_terms '' after the migration) get them on
+    the next sync; their grade did not change, so no history row says it did."""
+    conn.execute("UPDATE hazard_sources SET grade_terms = ''")
+    conn.execute("DELETE FROM hazard_source_grades")
+    sync_ledger(conn, load_plant(SAMPLE_DEVICES))
+    assert conn.execute("SELECT count(*) FROM hazard_source_grades").fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM hazard_sources WHERE grade_terms = ''").fetchone() == (0,)
+
+
+def test_an_exact_figure_of_any_size_is_shown() -> None:
+    assert decimal_text(Fraction(10**30)) == "1" + "0" * 30
+    assert decimal_text(Fraction(1, 3)) == "0.3333"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
 
 from hazardwatch.ledger.chemicals import exact, tables
@@ -23,7 +23,10 @@ GRADE_LIMITS = ((Fraction(100), 1), (Fraction(50), 2), (Fraction(10), 3))  # R â
 def decimal_text(value: Fraction, places: int = 4) -> str:
     """An exact value rounded for display (half to even), without trailing zeros."""
     quantum = Decimal(1).scaleb(-places)
-    rounded = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(quantum, ROUND_HALF_EVEN)
+    whole = len(str(abs(value.numerator) // value.denominator))
+    with localcontext() as context:  # enough digits for the whole part and the places, however large
+        context.prec = whole + places + 2
+        rounded = (Decimal(value.numerator) / Decimal(value.denominator)).quantize(quantum, ROUND_HALF_EVEN)
     text = f"{rounded:f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 

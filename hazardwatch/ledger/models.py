@@ -389,7 +389,9 @@ class ChemicalHolding(_Model):
     """A chemical of a hazard source; its Q and β come from GB 18218-2018 (``chemicals.resolve``)."""
 
     name: str = Field(min_length=1, max_length=200, description="chemical name as in GB 18218 表1")
-    max_quantity_t: float = Field(gt=0, allow_inf_nan=False, description="design maximum quantity q (t)")
+    max_quantity_t: float = Field(
+        gt=0, le=1e9, allow_inf_nan=False, description="design maximum quantity q (t)"
+    )
     critical_quantity_t: float | None = Field(
         None, gt=0, allow_inf_nan=False, description="Q (t); differing from 表1/表2 needs a justification"
     )
