@@ -42,8 +42,10 @@ def test_defaults_by_kind(sample_plant: Plant) -> None:
     assert pt101.roc_deadband == pytest.approx(0.05)  # the tag's deadband (2 % of 2.5 MPa)
     gt101 = tags["GT101"].effective_protection
     assert (gt101.roc.on_s, gt101.predict.on_s) == (0.0, 5.0)  # a gas detector warns sooner
-    # reported by exception (an OPC-UA subscription): a failure comes once, so FAULT has no on-delay
-    assert tags["PT301"].effective_protection.fault == Delays(0.0, 10.0)
+    # reported by exception (an OPC-UA subscription): a change comes once and then nothing while the
+    # value holds, so no delay that needs a later reading: FAULT none, ROC and PREDICT no off-delay
+    pt301 = tags["PT301"].effective_protection
+    assert (pt301.fault, pt301.roc.off_s, pt301.predict.off_s) == (Delays(0.0, 0.0), 0.0, 0.0)
 
 
 def test_a_rules_file_sets_them_per_tag(tmp_path: Path, sample_plant: Plant) -> None:

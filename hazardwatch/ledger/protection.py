@@ -118,12 +118,15 @@ def effective(kind: str, span: float, deadband: float, fault: FaultProtection | 
     """The effective protection from what the tag gives (``roc``: on, off, deadband; ``frozen`` and
     ``predict``: on, off; None where the section is absent) and the defaults for its kind.
 
-    A tag reported by exception (an OPC-UA subscription) reports a failed transmitter once and
-    then nothing: no later reading would see FAULT's on-delay pass, so it defaults to 0 there
-    (its band margin and off-delay still hold the alarm through a dithering signal)."""
+    A tag reported by exception (an OPC-UA subscription) reports a change once and then nothing
+    while the value holds: no later reading would see a delay pass, so FAULT's delays default to 0
+    there (its band margin still holds the alarm through a dithering signal), and so do ROC's and
+    PREDICT's off-delays (a recovered value that then holds would otherwise never clear them)."""
     d = defaults(kind)
     if by_exception:
-        d = replace(d, fault=Delays(0.0, d.fault.off_s))
+        d = replace(
+            d, fault=Delays(0.0, 0.0), roc=Delays(d.roc.on_s, 0.0), predict=Delays(d.predict.on_s, 0.0)
+        )
     f = fault or FaultProtection()
     s = stale or StaleProtection()
     r = roc or (None, None, None)
