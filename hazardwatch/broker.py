@@ -25,6 +25,7 @@ import os
 import subprocess
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -143,7 +144,7 @@ class BrokerState(BaseModel):
         if ":" in host:
             host = f"[{host}]"
         if self.tls is not None:
-            query = f"?cafile={self.tls.ca}" if self.tls.ca else ""
+            query = f"?cafile={quote(str(self.tls.ca), safe='/')}" if self.tls.ca else ""
             return f"mqtts://{name}@{host}:{self.tls.port}{query}"
         return f"mqtt://{name}@{host}:{self.port}"
 
@@ -198,8 +199,9 @@ def render_conf(directory: Path, state: BrokerState) -> str:
         f"pid_file {d / 'mosquitto.pid'}",
         f"log_dest file {d / 'mosquitto.log'}",
         "",
-        "# every listener: a client's id is its user name, so no one takes over another's session",
-        f"listener {state.port} {state.listen}",
+        "# every listener: a client's id is its user name, so no one takes over another's session;",
+        "# with TLS, the plain listener stays on loopback (no password in clear on the network)",
+        f"listener {state.port} {'127.0.0.1' if state.tls is not None else state.listen}",
         "use_username_as_clientid true",
     ]
     if state.tls is not None:

@@ -111,10 +111,16 @@ def known_secret(path: Path) -> str | None:
 
 
 def write_env(path: Path, url: str, secret: str) -> None:
+    """The identity's environment file; the workflows' also names the uplink (``HW_UPLINK_URL``),
+    which is how `hazardwatch workflows` finds its broker."""
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
-    envfile.write_private(path, "# broker identity: read with --env-file (mode 0600)\n"
-                          + envfile.render({"HW_MQTT_URL": url, "HW_MQTT_PASSWORD": secret}))  # fmt: skip
+    values = {"HW_MQTT_URL": url, "HW_MQTT_PASSWORD": secret}
+    if "://hw-workflows@" in url:
+        values["HW_UPLINK_URL"] = url
+    envfile.write_private(
+        path, "# broker identity: read with --env-file (mode 0600)\n" + envfile.render(values)
+    )
 
 
 def reload_broker(directory: Path) -> int | None:

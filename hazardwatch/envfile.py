@@ -22,16 +22,7 @@ from hazardwatch.errors import ConfigError
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_BYTES = 64 * 1024  # a few settings, not a data file
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./?&-]*$")
-
-
-def check_private(path: Path) -> None:
-    """Refuse anything but a regular file of ours (or root's) closed to group and others (ConfigError)."""
-    try:
-        info = path.stat()
-    except OSError as err:
-        raise ConfigError(f"environment file {path}: {err.strerror or err}") from err
-    _check_info(path, info)
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_@%+=:,./?-]*$")  # no shell meaning unquoted
 
 
 def _check_info(path: Path, info: os.stat_result) -> None:
@@ -72,8 +63,9 @@ def parse(text: str, origin: str = "environment file") -> dict[str, str]:
 
 
 def read(path: Path) -> dict[str, str]:
-    """The variables of a private environment file (see :func:`check_private`), checked on the file
-    opened, so that nothing can be swapped in between the check and the read."""
+    """The variables of a private environment file (a regular file of ours or root's, closed to
+    group and others), checked on the file opened, so that nothing can be swapped in between the
+    check and the read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)  # a FIFO does not block
     except OSError as err:

@@ -107,6 +107,9 @@ class Stack:
     # -- services ---------------------------------------------------------------------------
     def _services(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop(
+            "HW_ENV_FILE", None
+        )  # read once by up (in os.environ now): a child would re-read it over up's own
         env["HW_DEVICES"] = str(self.devices.resolve())
         env["HW_VAR_DIR"] = str(self.settings.var_dir.resolve())
         db = urlsplit(self.settings.database_url)

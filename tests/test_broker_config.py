@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hazardwatch import envfile
+from hazardwatch.broker import BrokerState, TlsListener, render_conf
 from hazardwatch.cli import main
 from hazardwatch.credentials import read_passwd
 from hazardwatch.errors import ConfigError
@@ -80,3 +81,28 @@ def test_env_file_open_to_others_or_not_a_file_is_refused(tmp_path: Path) -> Non
     assert taken.returncode == 2
     assert "no-such-rules.yaml" in taken.stderr
     assert "is not a regular file" in _run("--env-file", str(tmp_path), "check", str(SAMPLE_DEVICES)).stderr
+
+
+def test_with_tls_the_plain_listener_stays_on_loopback_and_the_ca_path_round_trips(tmp_path: Path) -> None:
+    """A client left on mqtt:// must not send its password in clear over the network."""
+    state = BrokerState(
+        listen="0.0.0.0",
+        # noqa: S104 - a public listener is the case tested
+        tls=TlsListener(cert="/c.pem", key="/k.pem", ca="/ca&dir/ca+1.pem"),
+    )
+    conf = render_conf(tmp_path, state)
+    assert "listener 1884 127.0.0.1" in conf
+    assert "listener 8883 0.0.0.0" in conf
+    url = state.client_url("hw-ingest-1")
+    assert "&" not in url.split("?", 1)[1]
+    text = envfile.render({"HW_MQTT_URL": url})
+    assert text == f"HW_MQTT_URL={url}\n"  # no shell meaning unquoted
+    assert envfile.render({"HW_X": "a&b"}) == "HW_X='a&b'\n"
+
+
+def test_the_workflows_identity_names_its_uplink(tmp_path: Path) -> None:
+    directory = tmp_path / "broker"
+    assert main(["broker", "config", "--out", str(directory), "--devices", str(SAMPLE_DEVICES)]) == 0
+    values = envfile.read(directory / "credentials" / "hw-workflows.env")
+    assert values["HW_UPLINK_URL"] == values["HW_MQTT_URL"]
+    assert values["HW_UPLINK_URL"].startswith("mqtt://hw-workflows@")
