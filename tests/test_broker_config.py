@@ -86,8 +86,7 @@ def test_env_file_open_to_others_or_not_a_file_is_refused(tmp_path: Path) -> Non
 def test_with_tls_the_plain_listener_stays_on_loopback_and_the_ca_path_round_trips(tmp_path: Path) -> None:
     """A client left on mqtt:// must not send its password in clear over the network."""
     state = BrokerState(
-        listen="0.0.0.0",
-        # noqa: S104 - a public listener is the case tested
+        listen="0.0.0.0",  # noqa: S104 - a public listener is the case tested
         tls=TlsListener(cert="/c.pem", key="/k.pem", ca="/ca&dir/ca+1.pem"),
     )
     conf = render_conf(tmp_path, state)
