@@ -213,6 +213,9 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
         change = on_condition(state, bool(row[2]), _int(row[3]), t.level)
         if change is None:
             continue
+        suppression = None
+        if change.action == Action.REACTIVATE and state == AlarmState.RTN_UNACK:
+            change, suppression = _into_mask(conn, t, at, change)
         grade = None if row[5] is None else _int(row[5])
         prio = policy.grading.priority(condition, change.level, grade)
         # the record keeps the worst the alarm reached: its value and limit change with a raise or
@@ -245,6 +248,8 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
                 alarm_id,
             ),
         )
+        if suppression is not None:
+            conn.execute("UPDATE alarms SET suppression_id = %s WHERE id = %s", (suppression, alarm_id))
         _journal_change(conn, alarm_id, SYSTEM, change, state.value, t.value, at=at, detail=t.detail)
         journaled += 1
         if change.state == AlarmState.NORMAL:
@@ -255,6 +260,19 @@ def apply_transitions(conn: Conn, transitions: Iterable[Transition], policy: Pol
             comment = f"escalated to priority {prio}, which may not be shelved: the shelf ends"
             journaled += _unmask_where(conn, "a.id = %s", (alarm_id,), SYSTEM, comment, policy)
     return journaled
+
+
+def _into_mask(conn: Conn, t: Transition, at: datetime, change: Change) -> tuple[Change, int | None]:
+    """A cleared alarm left on the board for its acknowledgement (masks skip it) whose condition
+    returns while its subject is out of service or under a declared suppression goes into that mask,
+    as a new raise would, not onto the board; the suppression's id when it is one."""
+    owner = _owner(conn, t.subject, t.subject_id)
+    if not owner.in_service:
+        return Change(change.action, AlarmState.OUT_OF_SERVICE, change.active, change.level), None
+    suppression = _suppression_at(conn, owner, at)
+    if suppression is None:
+        return change, None
+    return Change(change.action, AlarmState.SUPPRESSED, change.active, change.level), suppression
 
 
 def _raise(conn: Conn, t: Transition, condition: str, at: datetime, policy: Policy) -> tuple[int, Change]:

@@ -362,6 +362,28 @@ def test_a_declared_suppression_masks_its_alarms_and_re_annunciates_those_still_
         end_suppression(conn, sid, QIYE)
 
 
+def test_a_cleared_alarm_awaiting_its_ack_stays_on_the_board_and_returns_into_the_suppression(
+    conn: Conn,
+) -> None:
+    """A suppression leaves a cleared, unacknowledged alarm on the board; if its condition comes back
+    during the maintenance, it goes into the suppression (as a new raise would), not onto the board."""
+    lt = tag(conn, "LT101")
+    source, _ = source_of(conn, "LT101")
+    condition(conn, lt, 1, T0)
+    condition(conn, lt, 0, T0 + timedelta(minutes=1))
+    sid = declare_suppression(
+        conn, hazard_source_id=source, equipment_id=None, reason_kind="maintenance",
+        reason="1# 球罐检修", starts_at=T0 + timedelta(minutes=2), ends_at=T0 + timedelta(hours=4),
+        actor=QIYE, now=T0 + timedelta(minutes=2),
+    )  # fmt: skip
+    assert alarm_of(conn, lt)["state"] == "RTN_UNACK"
+    condition(conn, lt, 1, T0 + timedelta(minutes=10))
+    back = alarm_of(conn, lt)
+    assert (back["state"], back["active"], back["suppression_id"]) == ("SUPPRESSED", True, sid)
+    assert end_suppression(conn, sid, QIYE) == 1
+    assert alarm_of(conn, lt)["state"] == "UNACK"  # still active when the maintenance ends
+
+
 def test_a_suppression_declared_ahead_starts_and_ends_on_the_clock(conn: Conn) -> None:
     lt = tag(conn, "LT101")
     source, equipment = source_of(conn, "LT101")
